@@ -1,0 +1,1 @@
+"""The neuromorphic engine: spike encoding, spiking/echo-state reservoirs, pattern detection."""

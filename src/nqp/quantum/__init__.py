@@ -1,0 +1,1 @@
+"""The quantum engine: Hamiltonians, exact evolution, quantum reservoir, Ising optimiser."""

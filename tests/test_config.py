@@ -1,0 +1,33 @@
+"""Settings come from NQP_* environment variables and are validated."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from nqp.config import Settings
+
+
+def test_defaults_are_valid():
+    s = Settings()
+    assert s.quantum.qubit_count == 5
+    assert s.neuromorphic.reservoir in ("lif", "esn")
+
+
+def test_env_vars_override_nested_sections(monkeypatch):
+    monkeypatch.setenv("NQP_SEED", "7")
+    monkeypatch.setenv("NQP_NEUROMORPHIC__N_NEURONS", "512")
+    monkeypatch.setenv("NQP_QUANTUM__QUBIT_COUNT", "6")
+    s = Settings()
+    assert (s.seed, s.neuromorphic.n_neurons, s.quantum.qubit_count) == (7, 512, 6)
+
+
+def test_invalid_value_names_the_field(monkeypatch):
+    monkeypatch.setenv("NQP_NEUROMORPHIC__CONNECTIVITY", "1.5")
+    with pytest.raises(ValidationError, match="connectivity"):
+        Settings()
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValidationError, match="encoding"):
+        Settings(neuromorphic={"encoding": "morse"})
