@@ -39,3 +39,31 @@ def main(
     ),
 ) -> None:
     """NQP, the Neuromorphic-Quantum Platform."""
+
+
+@app.command()
+def demo(
+    points: int = typer.Option(600, min=200, help="Points to stream."),
+    every: int = typer.Option(50, min=1, help="Print one line every N points."),
+    reservoir: str | None = typer.Option(None, help="lif or esn (default: settings)."),
+    encoding: str | None = typer.Option(
+        None, help="rate, temporal, population, phase or delta (default: settings)."
+    ),
+) -> None:
+    """Stream a generated series through the engines and print what they see."""
+    from nqp.config import Settings
+    from nqp.demo import run_stream_demo
+
+    overrides = {k: v for k, v in {"reservoir": reservoir, "encoding": encoding}.items() if v}
+    base = Settings()
+    try:
+        settings = base.model_copy(
+            update={
+                "neuromorphic": base.neuromorphic.model_validate(
+                    {**base.neuromorphic.model_dump(), **overrides}
+                )
+            }
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    run_stream_demo(settings, n_points=points, every=every, echo=typer.echo)

@@ -449,3 +449,28 @@ def test_bad_input_shapes_raise_with_the_shapes(kind: str) -> None:
     setattr(state_bad, first, np.zeros((2, 49), dtype=getattr(state_bad, first).dtype))
     with pytest.raises(InvalidInputError, match=r"got \(2, 49\)"):
         res.step(state_bad, np.zeros((2, 1, 3)))
+
+
+def test_lif_raster_out_records_every_bin_and_matches_traces():
+    """The recorded raster is the spike train whose exponential filter is the trace."""
+    res = LIFReservoir(60, 4, connectivity=0.2, input_scaling=2.0, seed=3)
+    state = res.init_state(3)
+    rng = np.random.default_rng(0)
+    trace = np.zeros((3, 60))
+    mu = res.trace_decay_
+    for _ in range(5):
+        u = rng.random((3, 7, 4)) < 0.5
+        raster = np.zeros((3, 7, 60), dtype=bool)
+        out = res.step(state, u, raster_out=raster)
+        for b in range(7):
+            trace = mu * trace + (1 - mu) * raster[:, b]
+        np.testing.assert_allclose(out, trace, atol=1e-5)
+        np.testing.assert_array_equal(state.spikes, raster[:, -1])
+    assert raster.any()
+
+
+def test_lif_raster_out_shape_is_checked():
+    res = LIFReservoir(10, 2, seed=0)
+    state = res.init_state(1)
+    with pytest.raises(InvalidInputError, match="raster_out"):
+        res.step(state, np.zeros((1, 3, 2), dtype=bool), raster_out=np.zeros((1, 2, 10), bool))

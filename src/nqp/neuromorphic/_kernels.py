@@ -255,6 +255,7 @@ def lif_run(
     spikes: NDArray[np.bool_],
     u: NDArray[np.float32],
     out: NDArray[np.float32],
+    record: NDArray[np.bool_],
 ) -> None:
     """Leaky integrate-and-fire neurons of many sources, bin by bin, event driven.
 
@@ -262,7 +263,9 @@ def lif_run(
     ``W_in`` in CSC. State arrays ``v``, ``ref``, ``trace``, ``spikes`` have shape
     (n_sources, n) and are updated in place; ``u`` has shape
     (n_steps, n_sources, substeps, n_inputs); ``out`` (n_steps, n_sources, n) receives
-    the trace after each step's last bin.
+    the trace after each step's last bin. ``record`` is either of shape
+    (n_steps, n_sources, substeps, n), receiving every bin's spikes, or empty (size 0:
+    nothing recorded).
 
     Per bin and neuron (``I`` = input current of the bin, ``s`` = spikes of the
     previous bin)::
@@ -278,6 +281,7 @@ def lif_run(
     """
     n_src, n = v.shape
     n_steps, _, n_bins, n_in = u.shape
+    recording = record.size > 0
     current = np.zeros(n, dtype=np.float32)
     fired = np.zeros(n, dtype=np.uint8)
     active = np.zeros(n, dtype=np.int32)
@@ -304,6 +308,9 @@ def lif_run(
                     vs, rs, ts, current, fired, decay, threshold, reset, refractory, trace_decay
                 )
                 m = _compact(fired, active)
+                if recording:
+                    for q in range(m):
+                        record[t, s, b, active[q]] = True
             out[t, s, :] = ts
         for i in range(n):
             ss[i] = fired[i] != 0

@@ -40,6 +40,7 @@ __all__ = [
 
 _DENSE_EIG_MAX = 256  # below this size a dense eigendecomposition is cheaper than ARPACK
 _DENSE_FALLBACK_MAX = 4096  # largest size for which ARPACK failures fall back to dense
+_NO_RECORD = np.zeros((0, 0, 0, 0), dtype=bool)  # "record nothing" for the LIF kernel
 
 
 @dataclasses.dataclass
@@ -651,7 +652,9 @@ class LIFReservoir(_SparseReservoir):
             spikes=np.zeros(shape, dtype=bool),
         )
 
-    def step(self, state: LIFState, u: ArrayLike) -> NDArray[np.float32]:
+    def step(
+        self, state: LIFState, u: ArrayLike, *, raster_out: NDArray[np.bool_] | None = None
+    ) -> NDArray[np.float32]:
         """Feed one observation's spike raster bin by bin, in place.
 
         Parameters
@@ -660,6 +663,9 @@ class LIFReservoir(_SparseReservoir):
             Modified in place.
         u : array-like of shape (n_sources, substeps, n_inputs)
             Boolean spikes from the encoder (or real-valued input currents).
+        raster_out : ndarray of shape (n_sources, substeps, n_neurons), bool, optional
+            If given, it is overwritten with the reservoir's spikes in every bin (what the
+            pattern detector scans).
 
         Returns
         -------
@@ -670,7 +676,21 @@ class LIFReservoir(_SparseReservoir):
         n_sources = self._check_state(state)
         u = self._check_step_input(u, n_sources)
         out = np.empty((1, n_sources, self.n_neurons), dtype=np.float32)
-        self._advance(state, np.ascontiguousarray(u[None]), out)
+        record = _NO_RECORD
+        if raster_out is not None:
+            expected = (n_sources, u.shape[1], self.n_neurons)
+            if (
+                not isinstance(raster_out, np.ndarray)
+                or raster_out.dtype != np.bool_
+                or raster_out.shape != expected
+                or not raster_out.flags.c_contiguous
+            ):
+                raise InvalidInputError(
+                    f"raster_out must be a C-contiguous bool array of shape {expected}."
+                )
+            raster_out[...] = False
+            record = raster_out[None]
+        self._advance(state, np.ascontiguousarray(u[None]), out, record)
         return out[0]
 
     def run(self, u_seq: ArrayLike, state: LIFState | None = None) -> NDArray[np.float32]:
@@ -694,7 +714,13 @@ or (n_steps, n_sources, substeps, n_inputs)
         self._advance(state, u, out)
         return out[:, 0, :] if single else out
 
-    def _advance(self, state: LIFState, u: NDArray[np.float32], out: NDArray[np.float32]) -> None:
+    def _advance(
+        self,
+        state: LIFState,
+        u: NDArray[np.float32],
+        out: NDArray[np.float32],
+        record: NDArray[np.bool_] | None = None,
+    ) -> None:
         work = {k: np.ascontiguousarray(getattr(state, k)) for k in self._state_dtypes}
         _kernels.lif_run(
             *self._csc,
@@ -709,6 +735,7 @@ or (n_steps, n_sources, substeps, n_inputs)
             work["spikes"],
             u,
             out,
+            _NO_RECORD if record is None else record,
         )
         for k, arr in work.items():
             target = getattr(state, k)
