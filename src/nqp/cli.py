@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 import nqp
+from nqp._cli_optimize import optimize_app
 
 __all__ = ["app"]
 
@@ -20,6 +21,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(optimize_app, name="optimize")
 
 
 def _version_callback(value: bool) -> None:
