@@ -29,4 +29,5 @@ def test_module_all_is_declared_and_resolves(name):
 
 
 def test_top_level_all():
-    assert set(nqp.__all__) >= {"Settings", "__version__"}
+    assert set(nqp.__all__) >= {"Platform", "Settings", "__version__"}
+    assert nqp.Platform is importlib.import_module("nqp.engine").Platform

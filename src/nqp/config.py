@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["NeuromorphicSettings", "QuantumSettings", "Settings"]
+__all__ = ["EngineSettings", "NeuromorphicSettings", "QuantumSettings", "Settings"]
 
 
 class NeuromorphicSettings(BaseModel):
@@ -35,7 +35,16 @@ class NeuromorphicSettings(BaseModel):
     spectral_radius: float = Field(0.9, gt=0.0, le=10.0)
     leak: float = Field(0.3, gt=0.0, le=1.0, description="ESN leak rate.")
     readout_dim: int | None = Field(
-        None, ge=1, description="Random projection of the trace before the readout."
+        64, ge=1, description="Random projection of the trace before the readout (None: all)."
+    )
+    pattern_window: int = Field(
+        20, ge=4, le=1000, description="Observations in the spike window scanned for patterns."
+    )
+    pattern_interval: int = Field(
+        10, ge=1, le=1000, description="Points between pattern scans of a source (reused between)."
+    )
+    pattern_neurons: int = Field(
+        32, ge=8, le=4096, description="Reservoir neurons sampled for the pattern window."
     )
 
 
@@ -48,6 +57,44 @@ class QuantumSettings(BaseModel):
     evolution_time: float = Field(1.0, gt=0.0, le=1000.0, description="Per step, ħ = 1.")
     virtual_nodes: int = Field(4, ge=1, le=64)
     energy_tolerance: float = Field(1e-6, gt=0.0, le=1.0)
+    readout_dim: int | None = Field(
+        16, ge=1, description="Random projection of the quantum features (None: all)."
+    )
+
+
+class EngineSettings(BaseModel):
+    """Streaming predictions: readout, calibration, per-source state store."""
+
+    model_config = {"extra": "forbid"}
+
+    horizon: int = Field(1, ge=1, le=1000, description="Default steps ahead predicted.")
+    max_horizon: int = Field(
+        16, ge=1, le=1000, description="Largest horizon a source may ask for (memory per source)."
+    )
+    max_channels: int = Field(8, ge=1, le=256, description="Most channels a source may have.")
+    forgetting: float = Field(0.995, gt=0.9, le=1.0, description="RLS forgetting factor.")
+    ridge: float = Field(1.0, gt=0.0, description="RLS regularisation (P0 = I / ridge).")
+    warmup: int = Field(
+        30, ge=1, description="Outcomes a source needs before its predictions leave warm-up."
+    )
+    dead_band: float = Field(
+        0.02,
+        ge=0.0,
+        lt=0.5,
+        description="Predict hold when the calibrated P(up) is within this of 0.5.",
+    )
+    max_sources: int = Field(
+        10_000,
+        ge=1,
+        description="Sources kept in memory; the least recently used beyond "
+        "this are checkpointed and evicted.",
+    )
+
+    @model_validator(mode="after")
+    def _horizon_fits(self) -> EngineSettings:
+        if self.horizon > self.max_horizon:
+            raise ValueError(f"horizon ({self.horizon}) exceeds max_horizon ({self.max_horizon})")
+        return self
 
 
 class Settings(BaseSettings):
@@ -61,3 +108,4 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".nqp"), description="Where embedded mode keeps its files.")
     neuromorphic: NeuromorphicSettings = NeuromorphicSettings()
     quantum: QuantumSettings = QuantumSettings()
+    engine: EngineSettings = EngineSettings()

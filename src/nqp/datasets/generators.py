@@ -33,8 +33,9 @@ def mackey_glass(
     integrated with classical RK4 at step ``h = sample_every / integration_steps``; the
     delayed value at the RK4 half step is the average of the two neighbouring history
     points, which makes the scheme second-order accurate in ``h`` (the default
-    ``h = 0.1`` is within 2e-4 of the ``h → 0`` trajectory over 300 time units). The delay is always ``tau`` in time units, whatever ``sample_every`` is
-    (the history buffer holds ``round(tau / h)`` steps). The history before ``t = 0``
+    ``h = 0.1`` is within 2e-4 of the ``h → 0`` trajectory over 300 time units). The
+    delay is always ``tau`` in time units, whatever ``sample_every`` is (the history
+    buffer holds ``round(tau / h)`` steps). The history before ``t = 0``
     is the constant ``x0``.
 
     Parameters

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
@@ -13,6 +14,34 @@ from nqp.neuromorphic._patterns._common import Strength
 __all__ = ["chaos_statistics", "chaotic"]
 
 _FLOOR = 1e-9  # distances below this (in units of the series' std) count as this
+_BRUTE_FORCE_MAX = 2048  # below this many reference points an exact O(n²) scan beats a k-d tree
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_outside(
+    ref: NDArray[np.float64], theiler: int
+) -> NDArray[np.int64]:  # pragma: no cover
+    """Index of each point's nearest neighbour with ``|i - j| > theiler`` (exact scan).
+
+    Ties go to the lowest index. Needs ``len(ref) >= 2 * theiler + 2`` so a neighbour exists.
+    """
+    n, d = ref.shape
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        best = np.inf
+        arg = -1
+        for j in range(n):
+            if abs(i - j) <= theiler:
+                continue
+            acc = 0.0
+            for c in range(d):
+                t = ref[i, c] - ref[j, c]
+                acc += t * t
+            if acc < best:
+                best = acc
+                arg = j
+        out[i] = arg
+    return out
 
 
 def chaos_statistics(
@@ -23,7 +52,8 @@ def chaos_statistics(
     The series is standardised and delay-embedded,
     :math:`y_i = (x_i, x_{i+\tau}, \dots, x_{i+(m-1)\tau})`. For each reference point
     :math:`i` its nearest neighbour :math:`j(i)` (Euclidean, excluding
-    :math:`|i - j| \le` ``theiler``) is found with a k-d tree.
+    :math:`|i - j| \le` ``theiler``) is found by an exact scan (a k-d tree for long
+    series).
 
     * **Lyapunov exponent** (Rosenstein, Collins & De Luca 1993, eq. (8)-(10)):
       :math:`L(k) = \langle \ln \lVert y_{i+k} - y_{j(i)+k}\rVert \rangle_i` for
@@ -102,13 +132,16 @@ def _chaos_statistics(
     if n_ref < 2 * theiler + 3:
         return 0.0, 0.0
     emb = np.lib.stride_tricks.sliding_window_view(x, span + 1)[:, ::delay]  # (n_embed, dim)
-    ref = emb[:n_ref]
-    k = min(2 * theiler + 2, n_ref)
-    _, idx = cKDTree(ref).query(ref, k=k)
-    idx = np.asarray(idx).reshape(n_ref, k)
+    ref = np.ascontiguousarray(emb[:n_ref])
     i = np.arange(n_ref)
-    outside = np.abs(idx - i[:, None]) > theiler
-    j = idx[i, np.argmax(outside, axis=1)]  # nearest neighbour outside the window
+    if n_ref <= _BRUTE_FORCE_MAX:
+        j = _nearest_outside(ref, theiler)
+    else:
+        k = min(2 * theiler + 2, n_ref)
+        _, idx = cKDTree(ref).query(ref, k=k)
+        idx = np.asarray(idx).reshape(n_ref, k)
+        outside = np.abs(idx - i[:, None]) > theiler
+        j = idx[i, np.argmax(outside, axis=1)]  # nearest neighbour outside the window
     steps = np.arange(horizon + 1)
     diff = emb[i[:, None] + steps] - emb[j[:, None] + steps]  # (n_ref, K+1, dim)
     dist = np.sqrt((diff**2).sum(axis=2))

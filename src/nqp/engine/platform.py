@@ -1,0 +1,486 @@
+"""``Platform``: the public entry point that turns points into predictions.
+
+>>> from nqp import Platform
+>>> p = Platform()
+>>> pred = p.process("demo", [1.0, 1.1, 1.05])
+>>> pred.sequence, pred.warming_up, pred.direction.value
+(3, True, 'hold')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from nqp.config import Settings
+from nqp.engine.pipeline import MetaState, Pipeline, WaveResult
+from nqp.engine.store import CheckpointSink, SourceStore
+from nqp.exceptions import InvalidInputError
+from nqp.neuromorphic.patterns import KINDS
+from nqp.types import (
+    Convergence,
+    Direction,
+    NeuromorphicResults,
+    Prediction,
+    ProcessConfig,
+    QuantumResults,
+    ReservoirSummary,
+    SpikeAnalysis,
+)
+
+__all__ = ["Platform", "ProcessItem", "SourceSummary"]
+
+_MAX_SOURCE_LEN = 200
+_DIRECTIONS = {1: Direction.UP, -1: Direction.DOWN, 0: Direction.HOLD}
+_SYNC = KINDS.index("synchronous")
+
+
+@dataclass(frozen=True)
+class ProcessItem:
+    """One request's worth of points for one source (see :meth:`Platform.process`)."""
+
+    source: str
+    data: Any
+    timestamp: float | Sequence[float] | None = None
+    config: ProcessConfig | Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    """What the platform knows about one source (no activations)."""
+
+    source: str
+    points: int
+    channels: int
+    horizon: int
+    target_channel: int
+    outcomes: int
+    warming_up: bool
+    hit_rate: float | None
+    rolling_hit_rate: float | None
+    scored: int
+    last_timestamp: float | None
+    median_interarrival_ms: float | None
+    in_memory: bool
+
+
+@dataclass
+class _Parsed:
+    source: str
+    values: NDArray[np.float64]  # (n_points, n_channels)
+    timestamps: NDArray[np.float64]  # (n_points,)
+    config: ProcessConfig
+
+
+def _source_key(source: str) -> np.uint64:
+    return np.frombuffer(hashlib.blake2b(source.encode(), digest_size=8).digest(), np.uint64)[0]
+
+
+class Platform:
+    """Streaming predictions for many sources, one O(1) step per point.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults (``Settings()``: ``NQP_*`` environment variables) when omitted.
+    checkpoint_sink : CheckpointSink, optional
+        Where sources evicted beyond ``settings.engine.max_sources`` are checkpointed
+        (memory when omitted).
+
+    Notes
+    -----
+    Calls are serialised by a lock: the engine is vectorised across sources, so
+    concurrency comes from batching (:meth:`process_many`), not threads.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, checkpoint_sink: CheckpointSink | None = None
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.pipeline = Pipeline(self.settings)
+        fingerprint = hashlib.sha256(
+            self.settings.model_dump_json(
+                include={"seed", "neuromorphic", "quantum", "engine"}
+            ).encode()
+        ).hexdigest()[:16]
+        self.store = SourceStore(
+            self.pipeline.factories(),
+            max_sources=self.settings.engine.max_sources,
+            fingerprint=fingerprint,
+            sink=checkpoint_sink,
+        )
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public API
+    def process(
+        self,
+        source: str,
+        data: Any,
+        timestamp: float | Sequence[float] | None = None,
+        config: ProcessConfig | Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Feed one or more new points of ``source`` and return the last point's prediction.
+
+        Parameters
+        ----------
+        source : str
+            Stream name (1-200 printable characters).
+        data : float, sequence of float, or sequence of equal-length sequences
+            New observations in time order: a number or a list of numbers (univariate
+            points) or a list of lists (multivariate points, one list per point).
+        timestamp : float or sequence of float, optional
+            Seconds since the epoch: one per point, or one for the last point (earlier
+            points of the call then share it). Default: now.
+        config : ProcessConfig or mapping, optional
+            Engine switches; ``horizon`` and ``target_channel`` only on a source's first
+            point.
+
+        Raises
+        ------
+        InvalidInputError
+            Naming the problem; no state changes.
+        """
+        return self.process_many([ProcessItem(source, data, timestamp, config)])[0][-1]
+
+    def process_many(
+        self, items: Sequence[ProcessItem | Mapping[str, Any]]
+    ) -> list[list[Prediction]]:
+        """Process many requests in vectorised waves; one prediction per point.
+
+        Items may name the same source several times; its points are applied in item
+        order. Every item is validated before any state changes.
+
+        Returns
+        -------
+        list of list of Prediction
+            ``result[i][k]`` is the prediction for point ``k`` of item ``i``.
+        """
+        parsed = [self._parse(i, item) for i, item in enumerate(items)]
+        with self._lock:
+            self._check_against_state(parsed)
+            return self._run(parsed)
+
+    def checkpoint(self, source: str) -> bytes:
+        """The source's complete state as bytes (see :meth:`restore`)."""
+        with self._lock:
+            try:
+                return self.store.checkpoint(source)
+            except KeyError:
+                raise InvalidInputError(f"Unknown source {source!r}.") from None
+
+    def restore(self, source: str, data: bytes) -> None:
+        """Replace ``source``'s state by a checkpoint made under the same settings."""
+        with self._lock:
+            self.store.restore(source, data)
+
+    def forget(self, source: str) -> bool:
+        """Erase everything about ``source``; True if it existed."""
+        with self._lock:
+            return self.store.drop(source)
+
+    def sources(self) -> list[str]:
+        """Sources held in memory, least recently used first."""
+        with self._lock:
+            return self.store.sources()
+
+    def summary(self, source: str) -> SourceSummary:
+        """Statistics of one source (restores it if it was evicted)."""
+        with self._lock:
+            if not self.store.known(source):
+                raise InvalidInputError(f"Unknown source {source!r}.")
+            in_memory = source in self.store
+            row = self.store.acquire([source])[0]
+            m: MetaState = self.store.states["meta"]
+            scored = int(m.scored[row])
+            gaps = m.gaps[row][np.isfinite(m.gaps[row])]
+            return SourceSummary(
+                source=source,
+                points=int(m.seq[row]),
+                channels=int(m.n_channels[row]),
+                horizon=int(m.horizon[row]),
+                target_channel=int(m.target[row]),
+                outcomes=int(m.n_outcomes[row]),
+                warming_up=bool(m.n_outcomes[row] < self.settings.engine.warmup),
+                hit_rate=int(m.hits[row]) / scored if scored else None,
+                rolling_hit_rate=None
+                if math.isnan(m.hit_rate_ew[row])
+                else float(m.hit_rate_ew[row]),
+                scored=scored,
+                last_timestamp=None if math.isnan(m.last_ts[row]) else float(m.last_ts[row]),
+                median_interarrival_ms=float(np.median(gaps) * 1000) if gaps.size else None,
+                in_memory=in_memory,
+            )
+
+    # ------------------------------------------------------------------ validation
+    def _parse(self, index: int, item: ProcessItem | Mapping[str, Any]) -> _Parsed:
+        where = f"items[{index}]"
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"source", "data", "timestamp", "config"}
+            if unknown:
+                raise InvalidInputError(f"{where}: unknown field(s) {sorted(unknown)}.")
+            if "source" not in item or "data" not in item:
+                raise InvalidInputError(f"{where}: 'source' and 'data' are required.")
+            item = ProcessItem(
+                item["source"], item["data"], item.get("timestamp"), item.get("config")
+            )
+        source = item.source
+        if not isinstance(source, str) or not 0 < len(source) <= _MAX_SOURCE_LEN:
+            raise InvalidInputError(
+                f"{where}.source must be a string of 1-{_MAX_SOURCE_LEN} characters."
+            )
+        if not source.isprintable():
+            raise InvalidInputError(f"{where}.source must be printable, got {source!r}.")
+        values = self._parse_data(f"{where}.data", item.data)
+        n = values.shape[0]
+        ts = self._parse_timestamps(f"{where}.timestamp", item.timestamp, n)
+        try:
+            if item.config is None:
+                config = ProcessConfig()
+            elif isinstance(item.config, ProcessConfig):
+                config = item.config
+            else:
+                config = ProcessConfig.model_validate(item.config)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InvalidInputError(f"{where}.config.{field}: {err['msg']}.") from None
+        eng = self.settings.engine
+        if config.horizon is not None and config.horizon > eng.max_horizon:
+            raise InvalidInputError(
+                f"{where}.config.horizon must be at most max_horizon={eng.max_horizon}, "
+                f"got {config.horizon}."
+            )
+        if config.target_channel is not None and config.target_channel >= values.shape[1]:
+            raise InvalidInputError(
+                f"{where}.config.target_channel {config.target_channel} is out of range for "
+                f"{values.shape[1]} channel(s)."
+            )
+        return _Parsed(source, values, ts, config)
+
+    def _parse_data(self, where: str, data: Any) -> NDArray[np.float64]:
+        if isinstance(data, bool | str | bytes) or data is None:
+            raise InvalidInputError(f"{where} must be a number or a list of numbers.")
+        if isinstance(data, int | float | np.number):
+            data = [data]
+        try:
+            arr = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"{where} must be numbers or equal-length lists of numbers."
+            ) from None
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise InvalidInputError(
+                f"{where} must hold at least one point (numbers or equal-length lists), "
+                f"got shape {arr.shape}."
+            )
+        if _has_bool(data):
+            raise InvalidInputError(f"{where} must hold numbers, not booleans.")
+        if arr.shape[1] > self.settings.engine.max_channels:
+            raise InvalidInputError(
+                f"{where} has {arr.shape[1]} channels; at most "
+                f"max_channels={self.settings.engine.max_channels}."
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise InvalidInputError(
+                f"{where} contains a non-finite value (NaN or inf) at point {i}, channel {j}."
+            )
+        return arr
+
+    @staticmethod
+    def _parse_timestamps(where: str, timestamp: Any, n: int) -> NDArray[np.float64]:
+        if timestamp is None:
+            return np.full(n, time.time())
+        if isinstance(timestamp, bool):
+            raise InvalidInputError(f"{where} must be seconds since the epoch.")
+        if isinstance(timestamp, int | float | np.number):
+            ts = np.full(n, float(timestamp))
+        else:
+            try:
+                ts = np.asarray(timestamp, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InvalidInputError(f"{where} must be numbers (seconds).") from None
+            if ts.shape != (n,):
+                raise InvalidInputError(
+                    f"{where} must be one number or one per point ({n}), got shape {ts.shape}."
+                )
+        if not np.isfinite(ts).all():
+            raise InvalidInputError(f"{where} must be finite.")
+        if np.any(np.diff(ts) < 0):
+            raise InvalidInputError(f"{where} must be non-decreasing.")
+        return ts
+
+    def _check_against_state(self, parsed: list[_Parsed]) -> None:
+        """Cross-item and against-state checks (read-only)."""
+        meta: MetaState = self.store.states["meta"]
+        seen: dict[str, tuple[int, int | None, int | None, float]] = {}
+        for i, p in enumerate(parsed):
+            where = f"items[{i}]"
+            if p.source in seen:
+                channels, horizon, target, last_ts = seen[p.source]
+            elif self.store.known(p.source):
+                if p.source not in self.store:  # evicted: read its checkpoint header row
+                    info = self._peek_evicted(p.source)
+                else:
+                    row = self.store.row(p.source)
+                    info = (
+                        int(meta.n_channels[row]),
+                        int(meta.horizon[row]),
+                        int(meta.target[row]),
+                        float(meta.last_ts[row]),
+                    )
+                channels, horizon, target, last_ts = info
+            else:
+                channels, horizon, target, last_ts = p.values.shape[1], None, None, math.nan
+            if p.values.shape[1] != channels:
+                raise InvalidInputError(
+                    f"{where}.data has {p.values.shape[1]} channel(s) but source "
+                    f"{p.source!r} has {channels}."
+                )
+            if horizon is not None:
+                if p.config.horizon is not None and p.config.horizon != horizon:
+                    raise InvalidInputError(
+                        f"{where}.config.horizon is fixed at {horizon} for source {p.source!r}."
+                    )
+                if p.config.target_channel is not None and p.config.target_channel != target:
+                    raise InvalidInputError(
+                        f"{where}.config.target_channel is fixed at {target} for source "
+                        f"{p.source!r}."
+                    )
+            else:
+                horizon = p.config.horizon or self.settings.engine.horizon
+                target = p.config.target_channel or 0
+            if not math.isnan(last_ts) and p.timestamps[0] < last_ts:
+                raise InvalidInputError(
+                    f"{where}.timestamp {p.timestamps[0]} is earlier than source "
+                    f"{p.source!r}'s last point ({last_ts})."
+                )
+            seen[p.source] = (channels, horizon, target, float(p.timestamps[-1]))
+
+    def _peek_evicted(self, source: str) -> tuple[int, int, int, float]:
+        row = self.store.acquire([source])[0]  # restores it (a state-neutral operation)
+        meta: MetaState = self.store.states["meta"]
+        return (
+            int(meta.n_channels[row]),
+            int(meta.horizon[row]),
+            int(meta.target[row]),
+            float(meta.last_ts[row]),
+        )
+
+    # ------------------------------------------------------------------ execution
+    def _run(self, parsed: list[_Parsed]) -> list[list[Prediction]]:
+        eng = self.settings.engine
+        C = eng.max_channels
+        # queue of (item, point) per source, in item order
+        queues: dict[str, list[tuple[int, int]]] = {}
+        for i, p in enumerate(parsed):
+            queues.setdefault(p.source, []).extend((i, k) for k in range(p.values.shape[0]))
+        results: list[list[Prediction | None]] = [[None] * p.values.shape[0] for p in parsed]
+        all_sources = list(queues)
+        depth = max(len(q) for q in queues.values())
+        for wave in range(depth):
+            members = [(s, q[wave]) for s, q in queues.items() if wave < len(q)]
+            sources = [s for s, _ in members]
+            rows = self.store.acquire(sources, pinned=all_sources)
+            meta: MetaState = self.store.states["meta"]
+            for (source, (i, _)), row in zip(members, rows, strict=True):
+                if meta.seq[row] == 0:  # a new source: fix its layout
+                    p = parsed[i]
+                    meta.key[row] = _source_key(source)
+                    meta.n_channels[row] = p.values.shape[1]
+                    meta.horizon[row] = p.config.horizon or eng.horizon
+                    meta.target[row] = p.config.target_channel or 0
+            B = len(members)
+            x = np.zeros((B, C))
+            ts = np.empty(B)
+            neuro_on = np.empty(B, dtype=bool)
+            quantum_on = np.empty(B, dtype=bool)
+            for b, (_, (i, k)) in enumerate(members):
+                p = parsed[i]
+                x[b, : p.values.shape[1]] = p.values[k]
+                ts[b] = p.timestamps[k]
+                neuro_on[b] = p.config.neuromorphic_enabled
+                quantum_on[b] = p.config.quantum_enabled
+            start = time.perf_counter()
+            gathered = {name: state.take(rows) for name, state in self.store.states.items()}
+            out = self.pipeline.step(gathered, x, ts, neuro_on, quantum_on)
+            for name, state in self.store.states.items():
+                state.put(rows, gathered[name])
+            elapsed_ms = (time.perf_counter() - start) * 1000.0
+            for b, (source, (i, k)) in enumerate(members):
+                results[i][k] = self._prediction(
+                    source, out, b, elapsed_ms, bool(neuro_on[b]), bool(quantum_on[b])
+                )
+        return [[p for p in r if p is not None] for r in results]
+
+    @staticmethod
+    def _prediction(
+        source: str, out: WaveResult, b: int, elapsed_ms: float, neuro: bool, quantum: bool
+    ) -> Prediction:
+        # Built with model_construct: every field comes from validated engine arrays, and
+        # validation would cost more than the engine step itself (~150 µs a prediction).
+        neuromorphic_results = None
+        if neuro:
+            stats = out.trace_stats[b]
+            neuromorphic_results = NeuromorphicResults.model_construct(
+                patterns=dict(zip(KINDS, out.patterns[b].tolist(), strict=True)),
+                spike_analysis=SpikeAnalysis.model_construct(
+                    spike_count=int(out.spike_count[b]),
+                    spike_rate=float(out.spike_rate_hz[b]),
+                    coherence=float(out.patterns[b, _SYNC]),
+                ),
+                reservoir_state=ReservoirSummary.model_construct(
+                    mean=float(stats[0]),
+                    std=float(stats[1]),
+                    max=float(stats[2]),
+                    active_fraction=float(stats[3]),
+                ),
+            )
+        quantum_results = None
+        if quantum:
+            quantum_results = QuantumResults.model_construct(
+                energy=float(out.q_energy[b]),
+                phase_coherence=float(out.q_coherence[b]),
+                convergence=Convergence.model_construct(
+                    converged=bool(out.q_converged[b]),
+                    iterations=int(out.q_iterations[b]),
+                    residual=float(out.q_residual[b]),
+                ),
+            )
+        return Prediction.model_construct(
+            prediction_id=uuid.uuid4().hex,
+            source=source,
+            sequence=int(out.seq[b]),
+            timestamp=float(out.timestamp[b]),
+            direction=_DIRECTIONS[int(out.direction[b])],
+            confidence=float(out.confidence[b]),
+            magnitude=float(out.magnitude[b]),
+            horizon=int(out.horizon[b]),
+            time_horizon_ms=float(out.time_horizon_ms[b]),
+            warming_up=bool(out.warming_up[b]),
+            anomaly_score=float(out.anomaly[b]),
+            neuromorphic_results=neuromorphic_results,
+            quantum_results=quantum_results,
+            processing_time_ms=elapsed_ms,
+        )
+
+
+def _has_bool(data: Any) -> bool:
+    if isinstance(data, bool | np.bool_):
+        return True
+    if isinstance(data, list | tuple):
+        return any(_has_bool(d) for d in data)
+    return False

@@ -1,0 +1,260 @@
+"""Per-source state store: rows of batched state arrays, LRU-bounded, checkpointable.
+
+Every stateful component of the pipeline keeps the state of all sources in one
+:class:`~nqp._state.BatchState` whose arrays have a leading row axis. The store maps a
+source name to its row, grows the arrays by doubling, and evicts the least recently used
+source beyond ``max_sources``: the evicted row is serialised to bytes (a checkpoint) and
+handed to a :class:`CheckpointSink`, from which the source is restored, exactly, the
+next time it is seen.
+
+A checkpoint is a NumPy ``.npz`` archive (no pickle) holding every component's row plus
+a small JSON header with the source name, a format version and the fingerprint of the
+settings that produced it; restoring under other settings is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from nqp._state import BatchState
+from nqp.exceptions import InvalidInputError
+
+__all__ = ["CheckpointSink", "MemoryCheckpointSink", "SourceStore"]
+
+_FORMAT_VERSION = 1
+
+
+class CheckpointSink(Protocol):
+    """Where evicted sources' checkpoints go (memory by default; the service uses its DB)."""
+
+    def put(self, source: str, data: bytes) -> None: ...
+
+    def get(self, source: str) -> bytes | None: ...
+
+    def delete(self, source: str) -> None: ...
+
+
+class MemoryCheckpointSink:
+    """Checkpoints kept in a dict (embedded default)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def put(self, source: str, data: bytes) -> None:
+        self.data[source] = data
+
+    def get(self, source: str) -> bytes | None:
+        return self.data.get(source)
+
+    def delete(self, source: str) -> None:
+        self.data.pop(source, None)
+
+
+class SourceStore:
+    """Rows of per-source state for many components.
+
+    Parameters
+    ----------
+    factories : mapping of str to callable
+        ``factories[name](n)`` returns a fresh :class:`BatchState` of ``n`` rows for
+        component ``name``.
+    max_sources : int
+        Sources held in memory; beyond it the least recently used is checkpointed to
+        ``sink`` and its row reused.
+    fingerprint : str
+        Identifies the settings the state belongs to (stored in checkpoints).
+    sink : CheckpointSink, optional
+        Where evicted checkpoints go; an in-memory dict if omitted.
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[str, Callable[[int], BatchState]],
+        *,
+        max_sources: int,
+        fingerprint: str,
+        sink: CheckpointSink | None = None,
+        initial_capacity: int = 16,
+    ) -> None:
+        self.factories = dict(factories)
+        self.max_sources = max_sources
+        self.fingerprint = fingerprint
+        self.sink: CheckpointSink = sink if sink is not None else MemoryCheckpointSink()
+        self._capacity = max(1, min(initial_capacity, max_sources))
+        self.states: dict[str, BatchState] = {
+            name: make(self._capacity) for name, make in self.factories.items()
+        }
+        self._rows: OrderedDict[str, int] = OrderedDict()  # LRU order: oldest first
+        self._free: list[int] = list(range(self._capacity - 1, -1, -1))
+
+    # ------------------------------------------------------------------ lookup
+    def __contains__(self, source: str) -> bool:
+        return source in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def sources(self) -> list[str]:
+        """Sources in memory, least recently used first."""
+        return list(self._rows)
+
+    def known(self, source: str) -> bool:
+        """Whether the source is in memory or has an evicted checkpoint."""
+        return source in self._rows or self.sink.get(source) is not None
+
+    def row(self, source: str) -> int | None:
+        """The source's row if it is in memory (does not touch the LRU order)."""
+        return self._rows.get(source)
+
+    # ------------------------------------------------------------------ rows
+    def acquire(self, sources: Iterable[str], *, pinned: Iterable[str] = ()) -> np.ndarray:
+        """Rows of ``sources`` (distinct), creating or restoring them as needed.
+
+        Sources in ``pinned`` (and ``sources`` themselves) are never evicted to make room.
+        Returns an int array of rows in the order of ``sources``; every source becomes the
+        most recently used.
+        """
+        names = list(sources)
+        keep = set(names) | set(pinned)
+        rows = np.empty(len(names), dtype=np.intp)
+        for i, name in enumerate(names):
+            row = self._rows.get(name)
+            if row is None:
+                row = self._allocate(keep)
+                self._reset_row(row)
+                self._rows[name] = row
+                data = self.sink.get(name)
+                if data is not None:
+                    self._load_row(row, name, data)
+                    self.sink.delete(name)
+            self._rows.move_to_end(name)
+            rows[i] = row
+        return rows
+
+    def _allocate(self, keep: set[str]) -> int:
+        if self._free:
+            return self._free.pop()
+        if len(self._rows) < self.max_sources:
+            self._grow(min(self._capacity * 2, self.max_sources))
+            return self._free.pop()
+        for victim in self._rows:  # oldest first
+            if victim not in keep:
+                return self.evict(victim, reuse=True)
+        raise InvalidInputError(
+            f"A single batch touches more than max_sources={self.max_sources} sources."
+        )
+
+    def _grow(self, capacity: int) -> None:
+        extra = capacity - self._capacity
+        for name, state in self.states.items():
+            self.states[name] = type(state).concat([state, self.factories[name](extra)])
+        self._free.extend(range(capacity - 1, self._capacity - 1, -1))
+        self._capacity = capacity
+
+    def _reset_row(self, row: int) -> None:
+        for name, state in self.states.items():
+            state.put([row], self.factories[name](1))
+
+    def evict(self, source: str, *, reuse: bool = False) -> int:
+        """Checkpoint ``source`` to the sink and free its row (returned)."""
+        row = self._rows.pop(source)
+        self.sink.put(source, self._dump_row(row, source))
+        if not reuse:
+            self._free.append(row)
+        return row
+
+    def drop(self, source: str) -> bool:
+        """Forget everything about ``source`` (memory and sink). True if it existed."""
+        existed = False
+        row = self._rows.pop(source, None)
+        if row is not None:
+            self._reset_row(row)
+            self._free.append(row)
+            existed = True
+        if self.sink.get(source) is not None:
+            self.sink.delete(source)
+            existed = True
+        return existed
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, source: str) -> bytes:
+        """The source's full state as bytes (it stays in memory)."""
+        row = self._rows.get(source)
+        if row is None:
+            data = self.sink.get(source)
+            if data is None:
+                raise KeyError(source)
+            return data
+        return self._dump_row(row, source)
+
+    def restore(self, source: str, data: bytes) -> None:
+        """Replace the source's state by a checkpoint (creating the source if needed)."""
+        header, arrays = _read_checkpoint(data)
+        self._check_header(header, source)
+        row = self.acquire([source])[0]
+        self._put_arrays(row, arrays)
+
+    def _dump_row(self, row: int, source: str) -> bytes:
+        arrays: dict[str, np.ndarray] = {}
+        for name, state in self.states.items():
+            for field, value in state.arrays().items():
+                arrays[f"{name}.{field}"] = value[row]
+        header = {"version": _FORMAT_VERSION, "source": source, "fingerprint": self.fingerprint}
+        buf = io.BytesIO()
+        np.savez(
+            buf, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays
+        )
+        return buf.getvalue()
+
+    def _load_row(self, row: int, source: str, data: bytes) -> None:
+        header, arrays = _read_checkpoint(data)
+        self._check_header(header, source)
+        self._put_arrays(row, arrays)
+
+    def _check_header(self, header: Mapping[str, Any], source: str) -> None:
+        if header.get("version") != _FORMAT_VERSION:
+            raise InvalidInputError(
+                f"Checkpoint format {header.get('version')!r} is not {_FORMAT_VERSION}."
+            )
+        if header.get("fingerprint") != self.fingerprint:
+            raise InvalidInputError(
+                "Checkpoint was made under different engine settings "
+                f"({header.get('fingerprint')!r} != {self.fingerprint!r})."
+            )
+        if header.get("source") != source:
+            raise InvalidInputError(
+                f"Checkpoint belongs to source {header.get('source')!r}, not {source!r}."
+            )
+
+    def _put_arrays(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
+        expected = {
+            f"{name}.{field}": value
+            for name, state in self.states.items()
+            for field, value in state.arrays().items()
+        }
+        if set(arrays) != set(expected):
+            raise InvalidInputError("Checkpoint does not hold this engine's state fields.")
+        for key, value in arrays.items():
+            target = expected[key]
+            if value.shape != target.shape[1:] or value.dtype != target.dtype:
+                raise InvalidInputError(f"Checkpoint field {key} has the wrong shape or dtype.")
+        for key, value in arrays.items():
+            expected[key][row] = value
+
+
+def _read_checkpoint(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidInputError(f"Not a valid checkpoint: {exc}") from exc
+    raw = arrays.pop("__header__", None)
+    if raw is None:
+        raise InvalidInputError("Not a valid checkpoint: no header.")
+    return json.loads(raw.tobytes().decode()), arrays

@@ -1,0 +1,227 @@
+"""nqp.Platform: streaming predictions that are right where they can be and honest elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest, spearmanr
+
+from nqp import Platform, Settings
+from nqp.exceptions import InvalidInputError
+from nqp.types import Direction
+
+SMALL = {
+    "neuromorphic": {"n_neurons": 96, "readout_dim": 32, "pattern_neurons": 32},
+    "quantum": {"qubit_count": 4, "virtual_nodes": 2},
+}
+
+
+def small_platform(**engine) -> Platform:
+    return Platform(Settings(**SMALL, engine=engine))
+
+
+def stream(platform: Platform, source: str, values, t0: float = 1000.0, dt: float = 1.0):
+    ts = t0 + dt * np.arange(len(values))
+    return platform.process_many([{"source": source, "data": list(values), "timestamp": ts}])[0]
+
+
+def realised_hits(preds, values, warm: int):
+    """Hits of non-hold, post-warm-up predictions against the realised next change."""
+    hits = n = 0
+    for k, p in enumerate(preds[:-1]):
+        if k < warm or p.warming_up or p.direction is Direction.HOLD:
+            continue
+        change = values[k + 1] - values[k]
+        if change == 0:
+            continue
+        n += 1
+        hits += (change > 0) == (p.direction is Direction.UP)
+    return hits, n
+
+
+def _strip(pred):
+    d = pred.model_dump()
+    d.pop("prediction_id")
+    d.pop("processing_time_ms")
+    return d
+
+
+def test_noiseless_sine_is_predicted_after_warm_up():
+    values = np.sin(2 * np.pi * np.arange(700) / 37.0)
+    preds = stream(small_platform(), "sine", values)
+    hits, n = realised_hits(preds, values, warm=200)
+    assert n > 300
+    assert hits / n > 0.95
+
+
+def test_linear_trend_is_predicted_after_warm_up():
+    values = 5.0 + 0.25 * np.arange(300)
+    preds = stream(small_platform(), "trend", values)
+    hits, n = realised_hits(preds, values, warm=60)
+    assert n > 200
+    assert hits / n > 0.95
+    assert preds[-1].direction is Direction.UP
+    assert preds[-1].magnitude == pytest.approx(0.25, rel=0.2)  # raw units of the series
+
+
+def test_random_walk_is_a_coin_flip_and_says_so():
+    rng = np.random.default_rng(7)
+    values = np.cumsum(rng.standard_normal(1500))
+    preds = stream(small_platform(), "walk", values)
+    hits, n = realised_hits(preds, values, warm=100)
+    # within a two-sided binomial 99% acceptance region of a fair coin
+    assert binomtest(hits, n, 0.5).pvalue > 0.01
+    confidences = np.array([p.confidence for p in preds[100:]])
+    assert abs(confidences.mean() - 0.5) < 0.05
+    # calibration: stated confidence matches the realised hit rate
+    assert abs(confidences.mean() - hits / max(n, 1)) < 0.06
+
+
+def test_confidence_grows_with_standardised_prediction():
+    rng = np.random.default_rng(3)
+    t = np.arange(900)
+    values = np.sin(2 * np.pi * t / 50.0) + 0.3 * rng.standard_normal(t.size)
+    platform = small_platform()
+    preds = stream(platform, "noisy", values)
+    ups = [p for p in preds[300:] if p.direction is Direction.UP]
+    downs = [p for p in preds[300:] if p.direction is Direction.DOWN]
+    assert len(ups) > 50
+    assert len(downs) > 50
+    for group in (ups, downs):
+        rho = spearmanr([p.magnitude for p in group], [p.confidence for p in group]).statistic
+        assert rho > 0.8
+
+
+def test_warming_up_until_enough_outcomes():
+    platform = small_platform(warmup=10)
+    preds = stream(platform, "w", np.sin(np.arange(20) / 3.0))
+    for p in preds[:10]:
+        assert p.warming_up
+        assert p.direction is Direction.HOLD
+        assert p.confidence == 0.5
+    assert not preds[11].warming_up
+
+
+def test_checkpoint_restore_gives_identical_next_prediction():
+    values = np.sin(np.arange(120) / 4.0) + 0.01 * np.arange(120)
+    a, b = small_platform(), small_platform()
+    stream(a, "s", values[:100])
+    b.restore("s", a.checkpoint("s"))
+    next_a = stream(a, "s", values[100:], t0=1100.0)
+    next_b = stream(b, "s", values[100:], t0=1100.0)
+    assert [_strip(p) for p in next_a] == [_strip(p) for p in next_b]
+
+
+def test_restore_refuses_other_settings():
+    a = small_platform()
+    stream(a, "s", [1.0, 2.0, 3.0])
+    other = Platform(Settings(**SMALL, seed=1))
+    with pytest.raises(InvalidInputError, match="different engine settings"):
+        other.restore("s", a.checkpoint("s"))
+
+
+def test_batched_sources_equal_each_alone():
+    rng = np.random.default_rng(11)
+    series = {f"s{i}": np.cumsum(rng.standard_normal(60)) for i in range(4)}
+    together, alone = small_platform(), small_platform()
+    batched = together.process_many(
+        [
+            {"source": s, "data": list(v), "timestamp": 10.0 + np.arange(60)}
+            for s, v in series.items()
+        ]
+    )
+    for (s, v), preds in zip(series.items(), batched, strict=True):
+        single = stream(alone, s, v, t0=10.0)
+        for p, q in zip(preds, single, strict=True):
+            assert p.direction == q.direction
+            assert p.confidence == pytest.approx(q.confidence, abs=1e-9)
+            assert p.magnitude == pytest.approx(q.magnitude, abs=1e-9)
+
+
+def test_eviction_to_checkpoint_is_invisible():
+    rng = np.random.default_rng(5)
+    data = {s: np.cumsum(rng.standard_normal(40)) for s in "abc"}
+    bounded, unbounded = small_platform(max_sources=2), small_platform()
+    for k in range(0, 40, 5):  # interleave the three sources in chunks
+        for s, v in data.items():
+            chunk = list(v[k : k + 5])
+            ts = 100.0 + k + np.arange(5)
+            p = bounded.process(s, chunk, timestamp=ts)
+            q = unbounded.process(s, chunk, timestamp=ts)
+            assert _strip(p) == _strip(q)
+    assert len(bounded.sources()) == 2
+    assert bounded.summary("a").points == 40
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ({"source": "s", "data": [1.0, float("nan")]}, "non-finite"),
+        ({"source": "s", "data": [[1.0, 2.0]]}, "channel"),
+        ({"source": "", "data": [1.0]}, "source"),
+        ({"source": "s", "data": []}, "at least one point"),
+        ({"source": "s", "data": [True]}, "booleans"),
+        ({"source": "s", "data": "1.0"}, "number"),
+        ({"source": "s", "data": [1.0], "timestamp": 5.0}, "earlier"),
+        ({"source": "s", "data": [1.0], "config": {"horizon": 3}}, "horizon"),
+        ({"source": "s", "data": [1.0], "config": {"quantum": True}}, "config"),
+        ({"source": "s", "data": [1.0, 2.0], "timestamp": [30.0, 20.0]}, "non-decreasing"),
+    ],
+)
+def test_invalid_input_is_rejected_without_touching_state(item, match):
+    platform = small_platform()
+    stream(platform, "s", [1.0, 2.0, 1.5], t0=10.0)
+    before = platform.checkpoint("s")
+    with pytest.raises(InvalidInputError, match=match):
+        platform.process_many([{"source": "ok", "data": [1.0], "timestamp": 50.0}, item])
+    assert platform.checkpoint("s") == before
+    assert "ok" not in platform.sources()
+
+
+def test_engine_switches_and_time_horizon():
+    platform = small_platform()
+    pred = platform.process(
+        "x", [1.0, 2.0, 3.0], timestamp=[0.0, 0.5, 1.0], config={"quantum_enabled": False}
+    )
+    assert pred.quantum_results is None
+    assert pred.neuromorphic_results is not None
+    assert pred.time_horizon_ms == pytest.approx(500.0)
+    pred = platform.process("x", 2.5, timestamp=1.5, config={"neuromorphic_enabled": False})
+    assert pred.neuromorphic_results is None
+    assert pred.quantum_results is not None
+    assert pred.sequence == 4
+
+
+def test_multivariate_target_channel():
+    platform = small_platform()
+    rows = [[float(k), 100.0 - 2.0 * k] for k in range(80)]
+    preds = platform.process_many(
+        [
+            {
+                "source": "m",
+                "data": rows,
+                "timestamp": np.arange(80.0),
+                "config": {"target_channel": 1},
+            }
+        ]
+    )[0]
+    assert preds[-1].direction is Direction.DOWN
+
+
+def test_anomaly_score_flags_planted_spikes_and_level_shift():
+    rng = np.random.default_rng(2)
+    n = 600
+    values = 20.0 + 0.5 * np.sin(np.arange(n) / 30.0) + 0.05 * rng.standard_normal(n)
+    spikes = [250, 400]
+    values[spikes] += 2.0
+    shift = 500
+    values[shift:] += 1.5
+    preds = stream(small_platform(), "sensor", values)
+    score = np.array([p.anomaly_score for p in preds])
+    for k in [*spikes, shift]:
+        assert score[k] > 0.6, k
+    ordinary = np.setdiff1d(
+        np.arange(150, n), [k + d for k in [*spikes, shift] for d in range(-1, 4)]
+    )
+    assert np.median(score[ordinary]) < 0.2
+    assert np.mean(score[ordinary] > 0.6) < 0.02
