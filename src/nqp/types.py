@@ -2,8 +2,8 @@
 
 These models are produced by :class:`nqp.Platform` and serialised unchanged by the
 service (JSON), the store and the stream. Field units are part of the contract:
-probabilities in [0, 1], magnitudes in the source's normalised units (one unit = one
-running standard deviation of the source's one-step change), times in milliseconds.
+probabilities in [0, 1], magnitudes and expected changes in the units of the source's
+target channel, times in milliseconds.
 """
 
 from __future__ import annotations
@@ -98,7 +98,12 @@ class Prediction(BaseModel):
     timestamp: float = Field(description="Seconds since the epoch of the point.")
     direction: Direction
     confidence: float = Field(description="Probability that `direction` is right, [0, 1].")
-    magnitude: float = Field(description="Predicted change over the horizon, normalised units.")
+    magnitude: float = Field(
+        description="Size of the expected change over the horizon, in the target's units (≥ 0)."
+    )
+    expected_change: float = Field(
+        description="Signed expected change over the horizon, in the target's units."
+    )
     horizon: int = Field(description="Steps ahead.")
     time_horizon_ms: float = Field(description="horizon × the median inter-arrival time.")
     warming_up: bool

@@ -133,6 +133,7 @@ class WaveResult:
     direction: NDArray[np.int8]
     confidence: NDArray[np.float64]
     magnitude: NDArray[np.float64]
+    expected_change: NDArray[np.float64]  # signed, target units
     mean: NDArray[np.float64]
     scale: NDArray[np.float64]
     horizon: NDArray[np.int32]
@@ -513,6 +514,7 @@ class Pipeline:
             direction=direction,
             confidence=confidence,
             magnitude=np.abs(mean) * target_rms,
+            expected_change=mean * target_rms,
             mean=mean,
             scale=scale,
             horizon=meta.horizon.copy(),

@@ -5,6 +5,7 @@ error, Diebold–Mariano against online baselines, per-regime results), a docume
 built only from them, and a self-contained HTML report with PNG plots.
 """
 
+from nqp.validation.backtest import VARIANTS, BacktestRun, walk_forward
 from nqp.validation.baselines import (
     OnlineAR,
     baseline_forecasts,
@@ -33,6 +34,8 @@ from nqp.validation.statistics import (
 
 __all__ = [
     "FORMULA_TEXT",
+    "VARIANTS",
+    "BacktestRun",
     "DMResult",
     "HitRateResult",
     "OnlineAR",
@@ -55,6 +58,7 @@ __all__ = [
     "summarise_by_regime",
     "to_direction",
     "validation_score",
+    "walk_forward",
     "write_report",
     "zero_change",
 ]
