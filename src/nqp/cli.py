@@ -50,7 +50,7 @@ def main(
 
 @app.command()
 def demo(
-    points: int = typer.Option(600, min=200, help="Points to stream."),
+    points: int = typer.Option(600, min=100, help="Points to stream per source."),
     every: int = typer.Option(50, min=1, help="Print one line every N points."),
     reservoir: str | None = typer.Option(None, help="lif or esn (default: settings)."),
     encoding: str | None = typer.Option(

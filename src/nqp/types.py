@@ -104,6 +104,10 @@ class Prediction(BaseModel):
     expected_change: float = Field(
         description="Signed expected change over the horizon, in the target's units."
     )
+    uncertainty: float = Field(
+        description="Standard deviation of the predictive distribution of the change (target "
+        "units); confidence is the calibrated Φ(expected_change / uncertainty) of its sign."
+    )
     horizon: int = Field(description="Steps ahead.")
     time_horizon_ms: float = Field(description="horizon × the median inter-arrival time.")
     warming_up: bool

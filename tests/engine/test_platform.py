@@ -78,18 +78,20 @@ def test_random_walk_is_a_coin_flip_and_says_so():
 
 
 def test_confidence_grows_with_standardised_prediction():
+    """Confidence is a monotone map of |ŷ|/σ (the calibrator changes slowly in between)."""
     rng = np.random.default_rng(3)
     t = np.arange(900)
     values = np.sin(2 * np.pi * t / 50.0) + 0.3 * rng.standard_normal(t.size)
-    platform = small_platform()
-    preds = stream(platform, "noisy", values)
-    ups = [p for p in preds[300:] if p.direction is Direction.UP]
-    downs = [p for p in preds[300:] if p.direction is Direction.DOWN]
-    assert len(ups) > 50
-    assert len(downs) > 50
-    for group in (ups, downs):
-        rho = spearmanr([p.magnitude for p in group], [p.confidence for p in group]).statistic
-        assert rho > 0.8
+    preds = stream(small_platform(), "noisy", values)
+    late = [p for p in preds[300:] if p.direction is not Direction.HOLD]
+    for direction in (Direction.UP, Direction.DOWN):
+        group = [p for p in late if p.direction is direction]
+        assert len(group) > 50
+        z = [abs(p.expected_change) / p.uncertainty for p in group]
+        rho = spearmanr(z, [p.confidence for p in group]).statistic
+        assert rho > 0.9
+    # the sign of the expected change is the stated direction
+    assert all((p.expected_change > 0) == (p.direction is Direction.UP) for p in late)
 
 
 def test_warming_up_until_enough_outcomes():

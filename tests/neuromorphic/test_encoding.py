@@ -199,6 +199,35 @@ def test_latency_strictly_decreasing_and_raster_bins_non_increasing():
     assert bins[0] == substeps - 1
 
 
+def _latency_raster_reference(enc: SpikeEncoder, x: np.ndarray) -> np.ndarray:
+    """Brute-force temporal raster from the documented rule, neuron by neuron in slot order."""
+    batch, n_channels = x.shape
+    k = enc.neurons_per_channel
+    out = np.zeros((batch, enc.substeps, n_channels * k), dtype=bool)
+    for r in range(batch):
+        for c in range(n_channels):
+            for j in range(k):
+                sign = 1.0 if j < k // 2 else -1.0
+                s = min(max(x[r, c] * sign * (1.0 / enc.value_range), 0.0), 1.0)
+                if s > 0.0:
+                    b = min(int(np.floor(enc.substeps * (1.0 - s))), enc.substeps - 1)
+                    out[r, b, enc.neuron_index_[c, j]] = True
+    return out
+
+
+@pytest.mark.parametrize("substeps", [1, 2, 7])
+def test_temporal_raster_equals_brute_force_rule(rng, substeps):
+    # substeps=1 has its own kernel path (spike iff the intensity is positive).
+    enc = SpikeEncoder(method="temporal", substeps=substeps, neurons_per_channel=4, seed=3)
+    x = rng.normal(size=(300, 3)) * 2.0
+    x[::7, 1] = 0.0
+    x[::11, 2] = 5.0  # saturated intensity
+    x[::13, 0] = -1e-300  # tiny negative: positive intensity on the "off" neurons
+    got = enc.encode(x)
+    np.testing.assert_array_equal(got, _latency_raster_reference(enc, x))
+    assert got.any()
+
+
 # --------------------------------------------------------------------------------- population
 
 

@@ -134,6 +134,7 @@ class WaveResult:
     confidence: NDArray[np.float64]
     magnitude: NDArray[np.float64]
     expected_change: NDArray[np.float64]  # signed, target units
+    uncertainty: NDArray[np.float64]  # predictive std, target units
     mean: NDArray[np.float64]
     scale: NDArray[np.float64]
     horizon: NDArray[np.int32]
@@ -515,6 +516,7 @@ class Pipeline:
             confidence=confidence,
             magnitude=np.abs(mean) * target_rms,
             expected_change=mean * target_rms,
+            uncertainty=scale * target_rms,
             mean=mean,
             scale=scale,
             horizon=meta.horizon.copy(),

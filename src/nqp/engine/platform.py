@@ -469,6 +469,7 @@ class Platform:
             confidence=float(out.confidence[b]),
             magnitude=float(out.magnitude[b]),
             expected_change=float(out.expected_change[b]),
+            uncertainty=float(out.uncertainty[b]),
             horizon=int(out.horizon[b]),
             time_horizon_ms=float(out.time_horizon_ms[b]),
             warming_up=bool(out.warming_up[b]),

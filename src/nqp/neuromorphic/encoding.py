@@ -155,6 +155,16 @@ def _latency_kernel(z, chan, scale, out):  # pragma: no cover
     # Neuron by neuron, so that the arithmetic runs over contiguous rows in SIMD (int32 bins:
     # AVX2 has no packed float64 -> int64 conversion); the spikes are scattered afterwards.
     rows, n_bins, n_neurons = out.shape
+    if n_bins == 1:
+        # One bin: a neuron spikes (in bin 0) iff its intensity is positive, i.e. iff
+        # z * scale > 0; written directly, with no scatter (2.5x faster for 1024 x 100).
+        flat = out.reshape(-1)
+        for n in range(n_neurons):
+            c = chan[n]
+            sc = scale[n]
+            for r in range(rows):
+                flat[np.uint64(r * n_neurons + n)] = z[r, c] * sc > 0.0
+        return
     last = n_bins - 1.0
     col = np.empty(rows, dtype=np.float64)
     bins = np.empty(rows, dtype=np.int32)
