@@ -20,12 +20,14 @@ Figures
   and NRMSE, isolating precision from initialisation.
 * LIF 1000 neurons, 10 % connectivity, 256 sources, 10 bins per observation fed from
   the rate spike encoder: ms per observation and per bin, with the firing rate (the
-  trace mean, spikes per bin), at the defaults and at a lower input connectivity.
+  trace mean, spikes per bin), at the defaults and at a lower input connectivity, with
+  1 and 2 numba threads (the kernel splits the sources between threads).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import statistics
@@ -34,6 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -273,8 +276,13 @@ def bench_lif() -> None:
     n_in = spikes[0].shape[2]
     # Cost per bin ~ n_neurons + (firing neurons) x (synapses per neuron): the second
     # configuration drives fewer neurons from the input, so the network fires less.
-    for extra in ({}, {"input_connectivity": 0.05}):
-        lif = LIFReservoir(n_neurons=1000, n_inputs=n_in, connectivity=0.1, seed=0, **extra)
+    # The kernel splits the sources over numba's threads (results identical for any count).
+    thread_counts = sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)})
+    for extra, threads in itertools.product(({}, {"input_connectivity": 0.05}), thread_counts):
+        numba.set_num_threads(threads)
+        lif = LIFReservoir(
+            n_neurons=1000, n_inputs=n_in, connectivity=0.1, seed=0, n_threads=threads, **extra
+        )
         state = lif.init_state(n_sources)
         for t in range(10):  # settle, and compile
             lif.step(state, spikes[t])
@@ -290,6 +298,7 @@ def bench_lif() -> None:
             neurons=1000,
             connectivity=0.1,
             params=extra,
+            numba_threads=threads,
             sources=n_sources,
             substeps=substeps,
             input_neurons=n_in,

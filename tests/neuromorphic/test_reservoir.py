@@ -474,3 +474,62 @@ def test_lif_raster_out_shape_is_checked():
     state = res.init_state(1)
     with pytest.raises(InvalidInputError, match="raster_out"):
         res.step(state, np.zeros((1, 3, 2), dtype=bool), raster_out=np.zeros((1, 2, 10), bool))
+
+
+@pytest.mark.parametrize("n_blocks", [2, 3, 7])
+def test_lif_kernel_result_does_not_depend_on_the_parallel_split(n_blocks: int) -> None:
+    """Sources split into blocks (one per thread) give bit-identical states and rasters."""
+    lif = LIFReservoir(
+        n_neurons=60, n_inputs=3, connectivity=0.2, spectral_radius=1.5, input_scaling=2.0, seed=4
+    )
+    state0 = lif.init_state(7)
+    u = (np.random.default_rng(5).random((6, 7, 4, 3)) < 0.4).astype(np.float32)
+    params = (
+        np.float32(lif.decay_),
+        np.float32(lif.threshold),
+        np.float32(lif.reset),
+        np.int32(lif.refractory),
+        np.float32(lif.trace_decay_),
+    )
+    results = []
+    for blocks in (1, n_blocks):
+        state = state0.copy()
+        out = np.empty((6, 7, 60), dtype=np.float32)
+        record = np.zeros((6, 7, 4, 60), dtype=bool)
+        _kernels.lif_run(
+            *lif._csc,
+            *params,
+            state.v,
+            state.refractory,
+            state.trace,
+            state.spikes,
+            u,
+            out,
+            record,
+            blocks,
+        )
+        results.append((out, record, state))
+    (out1, rec1, st1), (out2, rec2, st2) = results
+    assert rec1.sum() > 50
+    np.testing.assert_array_equal(out2, out1)
+    np.testing.assert_array_equal(rec2, rec1)
+    for name, arr in st1.arrays().items():
+        np.testing.assert_array_equal(getattr(st2, name), arr)
+    ref_traces, ref_raster = lif_reference(lif, u)
+    np.testing.assert_array_equal(rec1, ref_raster)
+    np.testing.assert_allclose(out1, ref_traces, rtol=1e-5, atol=1e-6)
+
+
+def test_esn_single_stream_step_matches_reference_and_run() -> None:
+    """One source through step() (the direct kernel path) against float64 and run()."""
+    esn = EchoStateReservoir(n_neurons=70, n_inputs=2, connectivity=0.2, bias_scaling=0.3, seed=6)
+    u = np.random.default_rng(7).normal(size=(25, 1, 3, 2))
+    x0 = np.random.default_rng(8).uniform(-0.5, 0.5, (1, 70)).astype(np.float32)
+    esn.init_state(1)
+    state = ESNState(x=x0.copy())
+    stepped = np.array([esn.step(state, u[t]) for t in range(25)])
+    assert stepped.shape == (25, 1, 70)
+    np.testing.assert_allclose(stepped, esn_reference(esn, u, x0), atol=2e-5)
+    np.testing.assert_array_equal(stepped, esn.run(u, ESNState(x=x0.copy())))
+    np.testing.assert_array_equal(state.x, stepped[-1])
+    assert np.abs(stepped).max() > 0.05

@@ -237,7 +237,23 @@ def _compact(fired: NDArray[np.uint8], out: NDArray[np.int32]) -> int:
 
 
 @nb.njit(**_JIT)
-def lif_run(
+def _add_column(
+    indptr: NDArray[np.int32],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32],
+    j: int,
+    gain: np.float32,
+    current: NDArray[np.float32],
+) -> None:
+    """``current += gain * column j`` of a CSC matrix (indices of a column are distinct)."""
+    for k in range(indptr[j], indptr[j + 1]):
+        current[np.uint32(indices[k])] += gain * data[k]
+
+
+@nb.njit(**_JIT)
+def _lif_sources(
+    s0: int,
+    s1: int,
     w_indptr: NDArray[np.int32],
     w_indices: NDArray[np.int32],
     w_data: NDArray[np.float32],
@@ -257,35 +273,15 @@ def lif_run(
     out: NDArray[np.float32],
     record: NDArray[np.bool_],
 ) -> None:
-    """Leaky integrate-and-fire neurons of many sources, bin by bin, event driven.
-
-    ``w_*`` is ``W`` in CSC (column ``j`` = targets of neuron ``j``), ``in_*`` is
-    ``W_in`` in CSC. State arrays ``v``, ``ref``, ``trace``, ``spikes`` have shape
-    (n_sources, n) and are updated in place; ``u`` has shape
-    (n_steps, n_sources, substeps, n_inputs); ``out`` (n_steps, n_sources, n) receives
-    the trace after each step's last bin. ``record`` is either of shape
-    (n_steps, n_sources, substeps, n), receiving every bin's spikes, or empty (size 0:
-    nothing recorded).
-
-    Per bin and neuron (``I`` = input current of the bin, ``s`` = spikes of the
-    previous bin)::
-
-        I = W_in u_b + W s
-        if ref > 0: ref -= 1                       (held at reset, no spike)
-        else:       v = decay * v + I
-                    if v >= threshold: spike, v = reset, ref = refractory
-        trace = trace_decay * trace + (1 - trace_decay) * spike
-
-    Sources are independent, so each source's bins run back to back while its state
-    stays in L1 cache.
-    """
-    n_src, n = v.shape
+    """Sources ``s0 <= s < s1`` of :func:`lif_run`, one after the other (one thread)."""
+    n = v.shape[1]
     n_steps, _, n_bins, n_in = u.shape
     recording = record.size > 0
+    one = np.float32(1.0)
     current = np.zeros(n, dtype=np.float32)
     fired = np.zeros(n, dtype=np.uint8)
     active = np.zeros(n, dtype=np.int32)
-    for s in range(n_src):
+    for s in range(s0, s1):
         vs = v[s]
         rs = ref[s]
         ts = trace[s]
@@ -298,12 +294,9 @@ def lif_run(
                 for c in range(n_in):
                     uc = u[t, s, b, c]
                     if uc != 0.0:
-                        for k in range(in_indptr[c], in_indptr[c + 1]):
-                            current[np.uint32(in_indices[k])] += uc * in_data[k]
+                        _add_column(in_indptr, in_indices, in_data, c, uc, current)
                 for q in range(m):
-                    j = active[q]
-                    for k in range(w_indptr[j], w_indptr[j + 1]):
-                        current[np.uint32(w_indices[k])] += w_data[k]
+                    _add_column(w_indptr, w_indices, w_data, active[q], one, current)
                 _lif_update(
                     vs, rs, ts, current, fired, decay, threshold, reset, refractory, trace_decay
                 )
@@ -314,3 +307,77 @@ def lif_run(
             out[t, s, :] = ts
         for i in range(n):
             ss[i] = fired[i] != 0
+
+
+@nb.njit(parallel=True, **_JIT)
+def lif_run(
+    w_indptr: NDArray[np.int32],
+    w_indices: NDArray[np.int32],
+    w_data: NDArray[np.float32],
+    in_indptr: NDArray[np.int32],
+    in_indices: NDArray[np.int32],
+    in_data: NDArray[np.float32],
+    decay: np.float32,
+    threshold: np.float32,
+    reset: np.float32,
+    refractory: np.int32,
+    trace_decay: np.float32,
+    v: NDArray[np.float32],
+    ref: NDArray[np.int32],
+    trace: NDArray[np.float32],
+    spikes: NDArray[np.bool_],
+    u: NDArray[np.float32],
+    out: NDArray[np.float32],
+    record: NDArray[np.bool_],
+    n_blocks: int,
+) -> None:
+    """Leaky integrate-and-fire neurons of many sources, bin by bin, event driven.
+
+    ``w_*`` is ``W`` in CSC (column ``j`` = targets of neuron ``j``), ``in_*`` is
+    ``W_in`` in CSC. State arrays ``v``, ``ref``, ``trace``, ``spikes`` have shape
+    (n_sources, n) and are updated in place; ``u`` has shape
+    (n_steps, n_sources, substeps, n_inputs); ``out`` (n_steps, n_sources, n) receives
+    the trace after each step's last bin. ``record`` is either of shape
+    (n_steps, n_sources, substeps, n), receiving every bin's spikes, or empty (size 0:
+    nothing recorded). The sources are split into ``n_blocks`` contiguous blocks run in
+    parallel (``numba.get_num_threads()`` threads).
+
+    Per bin and neuron (``I`` = input current of the bin, ``s`` = spikes of the
+    previous bin)::
+
+        I = W_in u_b + W s
+        if ref > 0: ref -= 1                       (held at reset, no spike)
+        else:       v = decay * v + I
+                    if v >= threshold: spike, v = reset, ref = refractory
+        trace = trace_decay * trace + (1 - trace_decay) * spike
+
+    Sources are independent, so each source's bins run back to back while its state
+    stays in L1 cache. Every source's arithmetic is the same whatever
+    the split (its own state, its own current buffer, the same order of adds), so the
+    result does not depend on the number of threads.
+    """
+    n_src = v.shape[0]
+    n_blocks = max(1, min(n_blocks, n_src))
+    for blk in nb.prange(n_blocks):
+        _lif_sources(
+            blk * n_src // n_blocks,
+            (blk + 1) * n_src // n_blocks,
+            w_indptr,
+            w_indices,
+            w_data,
+            in_indptr,
+            in_indices,
+            in_data,
+            decay,
+            threshold,
+            reset,
+            refractory,
+            trace_decay,
+            v,
+            ref,
+            trace,
+            spikes,
+            u,
+            out,
+            record,
+        )
