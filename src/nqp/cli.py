@@ -1,8 +1,8 @@
 """The ``nqp`` command line.
 
-``nqp --version``, ``nqp demo`` (streams a generated series through the engines and
-prints what they see) and ``nqp optimize maxcut|qubo|portfolio FILE``. Later issues
-add ``serve``, ``worker``, ``validate``, ``keys`` and ``migrate``.
+``nqp serve`` (the gateway), ``nqp migrate``, ``nqp keys create``, ``nqp demo``,
+``nqp validate`` and ``nqp optimize maxcut|qubo|portfolio FILE``. ``nqp worker`` comes
+with the distributed mode.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import typer
 
 import nqp
 from nqp._cli_optimize import optimize_app
+from nqp.config import Settings
 
 __all__ = ["app"]
 
@@ -190,3 +191,140 @@ def _format_summary(s: dict) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _settings_with(data_dir: Path | None) -> Settings:
+    from nqp.config import Settings
+
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    return settings
+
+
+def _configure_logging() -> None:
+    import json
+    import logging
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            message = record.getMessage()
+            entry: dict = {
+                "ts": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+            }
+            try:
+                parsed = json.loads(message)
+                entry.update(parsed if isinstance(parsed, dict) else {"message": message})
+            except ValueError:
+                entry["message"] = message
+            if record.exc_info:
+                entry["exception"] = self.formatException(record.exc_info)
+            return json.dumps(entry)
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="SQLite file, secrets and state (default ./.nqp)."
+    ),
+) -> None:
+    """Run the HTTP/WebSocket gateway on embedded defaults (SQLite, in-process bus)."""
+    import uvicorn
+
+    from nqp.service.app import create_app
+
+    settings = _settings_with(data_dir)
+    _configure_logging()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def migrate(
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Data directory (SQLite)."),
+) -> None:
+    """Create or upgrade the database schema (Alembic) and exit."""
+    from nqp import store
+
+    settings = _settings_with(data_dir)
+    url = settings.service.database_url or f"sqlite:///{(settings.data_dir / 'nqp.db').resolve()}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store.migrate_sync(url)
+    typer.echo(f"database at {url.split('@')[-1]} is up to date")
+
+
+keys_app = typer.Typer(help="Manage API keys from the server's machine.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Option("default", help="Tenant name (created if new)."),
+    role: str = typer.Option("developer", help="admin, developer or viewer."),
+    name: str = typer.Option("cli", help="A label for the key."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Data directory (SQLite)."),
+) -> None:
+    """Create a key and print it (once)."""
+    import asyncio
+
+    from nqp import store
+    from nqp.service.security import Role, generate_key, hash_key
+
+    if role not in {r.value for r in Role}:
+        raise typer.BadParameter("role must be admin, developer or viewer")
+    settings = _settings_with(data_dir)
+    url = settings.service.database_url or f"sqlite:///{(settings.data_dir / 'nqp.db').resolve()}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store.migrate_sync(url)
+    key = generate_key()
+
+    async def create() -> None:
+        engine = store.make_engine(url)
+        try:
+            async with store.make_sessionmaker(engine)() as session:
+                t = await store.get_or_create_tenant(session, name=tenant)
+                row = await store.create_key(
+                    session,
+                    tenant_id=t.id,
+                    name=name,
+                    role=role,
+                    key_hash=hash_key(key),
+                    prefix=key[:8],
+                    expires_at=None,
+                    rate_limit_per_s=None,
+                    daily_quota=None,
+                )
+                await store.record_event(
+                    session,
+                    tenant_id=t.id,
+                    actor_key_id=None,
+                    action="key.create.cli",
+                    target=row.id,
+                    details={"role": role, "name": name},
+                )
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(create())
+    typer.echo(key)
+
+
+if __name__ == "__main__":  # python -m nqp.cli
+    app()

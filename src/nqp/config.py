@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EngineSettings", "NeuromorphicSettings", "QuantumSettings", "Settings"]
+__all__ = [
+    "EngineSettings",
+    "NeuromorphicSettings",
+    "QuantumSettings",
+    "ServiceSettings",
+    "Settings",
+]
 
 
 class NeuromorphicSettings(BaseModel):
@@ -97,6 +103,39 @@ class EngineSettings(BaseModel):
         return self
 
 
+class ServiceSettings(BaseModel):
+    """HTTP gateway: storage, limits, batching, auth."""
+
+    model_config = {"extra": "forbid"}
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file nqp.db in the data directory."
+    )
+    redis_url: str | None = Field(None, description="Redis for shared limits and the L2 cache.")
+    jwt_secret: str | None = Field(
+        None,
+        description="HS256 secret for tokens; default: generated once and kept (mode 0600) in "
+        "the data directory.",
+    )
+    jwt_ttl_s: int = Field(900, ge=10, le=86_400, description="Token lifetime.")
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Request body limit.")
+    max_points_per_request: int = Field(10_000, ge=1)
+    max_sources_per_tenant: int = Field(10_000, ge=1)
+    default_rate_limit_per_s: float = Field(
+        2_000.0, gt=0, description="Requests per second per key unless the key sets its own."
+    )
+    default_daily_quota: int | None = Field(
+        None, ge=1, description="Requests per key per UTC day (None: unlimited)."
+    )
+    batch_max_size: int = Field(256, ge=1, le=100_000)
+    batch_max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    queue_max: int = Field(10_000, ge=1, description="Realtime requests waiting at most.")
+    retention_days: float | None = Field(30.0, gt=0, description="Prediction retention.")
+    callback_allowed_hosts: list[str] = Field(
+        default_factory=list, description="Hosts batch callbacks may be posted to."
+    )
+
+
 class Settings(BaseSettings):
     """All NQP settings. Every random generator is seeded from ``seed``."""
 
@@ -109,3 +148,4 @@ class Settings(BaseSettings):
     neuromorphic: NeuromorphicSettings = NeuromorphicSettings()
     quantum: QuantumSettings = QuantumSettings()
     engine: EngineSettings = EngineSettings()
+    service: ServiceSettings = ServiceSettings()

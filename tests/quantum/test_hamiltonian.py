@@ -8,13 +8,16 @@ from functools import reduce
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.sparse.linalg  # noqa: F401  (sp.linalg)
 
 from nqp.exceptions import InvalidInputError, InvalidParameterError
 from nqp.quantum.hamiltonian import (
+    BitFlipOperator,
     ising_diagonal,
     ising_hamiltonian,
     pauli_sum,
     transverse_field_ising,
+    transverse_field_ising_operator,
 )
 from nqp.quantum.ising import IsingModel
 
@@ -223,3 +226,61 @@ def test_ising_hamiltonian_equals_z_pauli_sum(rng):
 def test_ising_diagonal_rejects_non_model():
     with pytest.raises(InvalidInputError, match="IsingModel"):
         ising_diagonal(np.zeros(3))
+
+
+# ----------------------------------------------------------------------------- matrix-free
+
+
+@pytest.mark.parametrize(
+    ("n", "periodic"), [(1, False), (2, False), (3, True), (6, True), (13, False), (14, True)]
+)
+def test_tfim_operator_equals_csr_on_real_and_complex_vectors(n, periodic, rng):
+    # n = 13 / 14 span several 2^13-float cache tiles, so partner-tile flips are exercised
+    kw = {
+        "coupling": rng.normal(size=n if periodic else n - 1),
+        "field": rng.normal(size=n),
+        "longitudinal": rng.normal(size=n),
+        "periodic": periodic,
+    }
+    op = transverse_field_ising_operator(n, **kw)
+    H = transverse_field_ising(n, **kw)
+    assert isinstance(op, BitFlipOperator)
+    assert op.shape == H.shape
+    assert op.dtype == np.float64
+    x = rng.normal(size=2**n)
+    z = x + 1j * rng.normal(size=2**n)
+    np.testing.assert_allclose(op @ x, H @ x, atol=1e-12)
+    np.testing.assert_allclose(op @ z, H @ z, atol=1e-12)
+    assert abs(op.tocsr() - H).max() == 0.0
+    X = rng.normal(size=(2**n, 3))
+    np.testing.assert_allclose(op @ X, H @ X, atol=1e-12)
+    np.testing.assert_allclose(op.H @ x, H @ x, atol=1e-12)
+
+
+def test_bit_flip_operator_multi_bit_flips_equal_pauli_sum(rng):
+    n = 14
+    labels = ["X0 X1", "X2 X13", "X0 X5 X9", "X12", "X13", "X1 X12 X13"]
+    coefs = rng.normal(size=len(labels))
+    diag_terms = [(0.7, "Z0 Z3"), (-0.4, "Z13")]
+    H = pauli_sum(n, [*zip(coefs, labels, strict=True), *diag_terms])
+    flips = [sum(1 << (n - 1 - int(t[1:])) for t in lab.split()) for lab in labels]
+    op = BitFlipOperator(pauli_sum(n, diag_terms).diagonal(), flips, coefs)
+    x = rng.normal(size=2**n) + 1j * rng.normal(size=2**n)
+    np.testing.assert_allclose(op @ x, H @ x, atol=1e-12)
+    assert op.is_stoquastic == bool(np.all(coefs <= 0))
+    assert op.norm_bound >= np.abs(sp.linalg.eigsh(H, k=1, which="LM")[0][0]) - 1e-9
+
+
+def test_bit_flip_operator_validation():
+    with pytest.raises(InvalidInputError, match="2\\*\\*n_qubits"):
+        BitFlipOperator(np.zeros(6), [1], [1.0])
+    with pytest.raises(InvalidInputError, match="distinct masks"):
+        BitFlipOperator(np.zeros(8), [1, 1], [1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="distinct masks"):
+        BitFlipOperator(np.zeros(8), [8], [1.0])
+    with pytest.raises(InvalidInputError, match="coefficients has shape"):
+        BitFlipOperator(np.zeros(8), [1, 2], [1.0])
+    with pytest.raises(InvalidInputError, match="integer bit masks"):
+        BitFlipOperator(np.zeros(8), [1.5], [1.0])
+    with pytest.raises(InvalidParameterError, match="'periodic' parameter"):
+        transverse_field_ising_operator(2, periodic=True)

@@ -415,18 +415,41 @@ def _flip_matvec(diag, flips, coefs, x, y, shift, tile_bits):  # pragma: no cove
     ``x`` and ``y`` hold ``2^shift`` consecutive floats per basis state (shift 1: a complex
     vector viewed as float64 pairs), so basis index ``r`` owns floats ``r·2^shift + q`` and
     flipping mask ``f`` of ``r`` flips ``f << shift`` of the float index. The float index range
-    is walked in tiles of ``2^tile_bits``: the diagonal and every flip inside a tile work in
-    cache (single-bit flips as contiguous half-block AXPYs), a flip reaching outside adds the
-    partner tile ``x[tile ⊕ f]`` in one contiguous pass.
+    is walked in tiles of ``2^tile_bits``. Inside a tile, flips of one bit ``>= 8`` run as
+    contiguous half-block AXPYs; the other in-tile flips (low bits, multi-bit masks) are
+    summed in the same pass as the diagonal; a flip reaching outside the tile adds the partner
+    tile ``x[tile ⊕ f]`` in one contiguous pass.
     """
     size = x.shape[0]
     tile = min(1 << tile_bits, size)
+    m = flips.shape[0]
+    scalar = np.zeros(m, dtype=np.bool_)
+    n_scalar = 0
+    for k in range(m):
+        f = flips[k] << shift
+        f_lo = f & (tile - 1)
+        if f == f_lo and (f_lo < 8 or (f_lo & (f_lo - 1)) != 0):
+            scalar[k] = True
+            n_scalar += 1
+    s_flip = np.empty(n_scalar, dtype=np.int64)
+    s_coef = np.empty(n_scalar)
+    j = 0
+    for k in range(m):
+        if scalar[k]:
+            s_flip[j] = flips[k] << shift
+            s_coef[j] = coefs[k]
+            j += 1
     for base in range(0, size, tile):
         yt = y[base : base + tile]
         xt = x[base : base + tile]
         for i in range(tile):
-            yt[i] = diag[(base + i) >> shift] * xt[i]
-        for k in range(flips.shape[0]):
+            acc = diag[(base + i) >> shift] * xt[i]
+            for q in range(n_scalar):
+                acc += s_coef[q] * xt[i ^ s_flip[q]]
+            yt[i] = acc
+        for k in range(m):
+            if scalar[k]:
+                continue
             f = flips[k] << shift
             c = coefs[k]
             f_hi = f & ~(tile - 1)
@@ -434,7 +457,7 @@ def _flip_matvec(diag, flips, coefs, x, y, shift, tile_bits):  # pragma: no cove
             xp = x[(base ^ f_hi) : (base ^ f_hi) + tile]
             if f_lo == 0:
                 _axpy(yt, xp, c)
-            elif f_lo >= 8 and (f_lo & (f_lo - 1)) == 0:  # one bit: swap half-blocks
+            elif (f_lo & (f_lo - 1)) == 0 and f_lo >= 8:  # one bit: swap half-blocks
                 for s in range(0, tile, 2 * f_lo):
                     _axpy(yt[s : s + f_lo], xp[s + f_lo : s + 2 * f_lo], c)
                     _axpy(yt[s + f_lo : s + 2 * f_lo], xp[s : s + f_lo], c)

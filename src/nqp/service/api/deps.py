@@ -1,0 +1,95 @@
+"""FastAPI dependencies: the runtime, a database session, the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nqp.service.errors import ApiError
+from nqp.service.runtime import Runtime
+from nqp.service.security import KEY_PREFIX, Principal, Role, TokenError, verify_token
+
+__all__ = [
+    "AdminKey",
+    "CurrentKey",
+    "DeveloperKey",
+    "RuntimeDep",
+    "SessionDep",
+    "authenticate",
+    "require",
+]
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def _bearer(header: str | None) -> str:
+    if not header or not header.lower().startswith("bearer "):
+        raise ApiError(
+            401,
+            "Missing credentials: send 'Authorization: Bearer <API key or token>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return header[7:].strip()
+
+
+async def authenticate(runtime: Runtime, credential: str) -> Principal:
+    """The principal behind an API key or a JWT (401 when neither is valid)."""
+    if credential.startswith(KEY_PREFIX):
+        principal = await runtime.principal_for_key(credential)
+    else:
+        try:
+            claims = verify_token(credential, secret=runtime.jwt_secret)
+        except TokenError as exc:
+            raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        principal = await runtime.principal_for_key_id(claims["sub"], claims["tenant"])
+    if principal is None:
+        raise ApiError(
+            401, "Invalid, revoked or expired credentials.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return principal
+
+
+async def current_key(request: Request, runtime: RuntimeDep) -> Principal:
+    principal = await authenticate(runtime, _bearer(request.headers.get("authorization")))
+    allowed, retry_after = await runtime.check_limits(principal)
+    if not allowed:
+        raise ApiError(
+            429,
+            "Rate limit or daily quota exceeded for this key.",
+            headers={"Retry-After": f"{max(1, round(retry_after))}"},
+        )
+    return principal
+
+
+CurrentKey = Annotated[Principal, Depends(current_key)]
+
+
+def require(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency admitting keys of ``role`` or above (403 otherwise)."""
+
+    async def dependency(principal: CurrentKey) -> Principal:
+        if not principal.role.allows(role):
+            raise ApiError(403, f"This action needs the '{role.value}' role or above.")
+        return principal
+
+    return dependency
+
+
+DeveloperKey = Annotated[Principal, Depends(require(Role.DEVELOPER))]
+AdminKey = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -1,0 +1,90 @@
+"""One error shape for every failure: ``{"error": {"code", "message", "field"?}}``.
+
+Only the API layer raises HTTP errors; engine errors (``InvalidInputError`` etc.) are
+translated here, at one boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nqp.exceptions import InvalidInputError, InvalidParameterError
+from nqp.service.responses import JSONBytes
+
+__all__ = ["ApiError", "error_body", "install_error_handlers"]
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An HTTP error with a machine-readable code, raised by routes and dependencies."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _STATUS_CODES.get(status, "error")
+        self.field = field
+        self.headers = headers
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        err["field"] = field
+    return {"error": err}
+
+
+def _response(status: int, code: str, message: str, field: str | None = None, headers=None):
+    return JSONBytes(error_body(code, message, field), status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations of every error the app can meet."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONBytes:
+        return _response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONBytes:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        return _response(422, "invalid_request", message, field)
+
+    @app.exception_handler(InvalidInputError)
+    @app.exception_handler(InvalidParameterError)
+    async def _invalid_input(_: Request, exc: ValueError) -> JSONBytes:
+        return _response(422, "invalid_request", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONBytes:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return _response(exc.status_code, code, str(exc.detail), headers=exc.headers)

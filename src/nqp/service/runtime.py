@@ -1,0 +1,401 @@
+"""Everything one gateway process holds: database, platform, batcher, hub, limits, metrics.
+
+Embedded mode keeps it all in one process: SQLite (or PostgreSQL), the engine behind a
+micro-batcher, the WebSocket hub fed directly, an in-process rate limiter (Redis-shared
+when ``NQP_SERVICE__REDIS_URL`` is set). Source state lives in the platform; it is
+checkpointed to the database periodically, after erasure requests and on shutdown, and
+restored from there the first time a source is seen after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limits import RateLimitItemPerDay, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from nqp import store
+from nqp.config import Settings
+from nqp.engine import Platform, ProcessItem
+from nqp.service.batcher import MicroBatcher
+from nqp.service.hub import PredictionHub
+from nqp.service.metrics import Metrics
+from nqp.service.security import Principal, Role, generate_key, hash_key
+from nqp.types import Prediction
+
+__all__ = ["Runtime", "internal_source", "public_source"]
+
+log = logging.getLogger("nqp.service")
+
+_CHECKPOINT_EVERY_S = 60.0
+_WRITER_FLUSH_S = 0.02
+_WRITER_BATCH = 1000
+
+
+def internal_source(tenant_id: str, source: str) -> str:
+    """The platform's name of a tenant's source (tenants never share engine state)."""
+    return f"{tenant_id}/{source}"
+
+
+def public_source(internal: str) -> tuple[str, str]:
+    tenant, _, source = internal.partition("/")
+    return tenant, source
+
+
+@dataclass
+class _Writer:
+    """Buffers prediction rows and inserts them in batches off the request path."""
+
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=100_000)
+    )
+    task: asyncio.Task[None] | None = None
+
+
+class Runtime:
+    """The process-wide state of the gateway (``app.state.runtime``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        svc = settings.service
+        self.database_url = svc.database_url or f"sqlite:///{(self.data_dir / 'nqp.db').resolve()}"
+        self.metrics = Metrics()
+        self.hub = PredictionHub()
+        self.platform = Platform(settings)
+        self.batcher = MicroBatcher(
+            self._process,
+            max_batch_size=svc.batch_max_size,
+            max_wait_ms=svc.batch_max_wait_ms,
+            max_queue=svc.queue_max,
+        )
+        self.started_at = time.time()
+        self.jwt_secret = ""
+        self._writer = _Writer()
+        self._dirty: set[str] = set()
+        self._known: set[str] = set()
+        self._source_locks: dict[str, asyncio.Lock] = {}
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._principal_cache: dict[str, tuple[float, Principal | None]] = {}
+        if svc.redis_url:
+            self.limit_storage: Any = RedisStorage(
+                "async+" + svc.redis_url
+                if not svc.redis_url.startswith("async+")
+                else svc.redis_url,
+                key_prefix="nqp-limits",
+            )
+        else:
+            self.limit_storage = MemoryStorage()
+        self.rate_limiter = MovingWindowRateLimiter(self.limit_storage)
+        self.quota_limiter = FixedWindowRateLimiter(self.limit_storage)
+        self.engine: Any = None
+        self.sessions: Any = None
+        self.ready = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await store.migrate(self.database_url)
+        self.engine = store.make_engine(self.database_url)
+        self.sessions = store.make_sessionmaker(self.engine)
+        self.jwt_secret = self._load_secret()
+        await self._bootstrap_admin()
+        self.batcher.start()
+        self._writer.task = asyncio.create_task(self._write_loop(), name="nqp-prediction-writer")
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="nqp-checkpoints")
+        self.ready = True
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Drain: stop accepting, finish in-flight work, flush predictions, checkpoint."""
+        self.ready = False
+        with contextlib.suppress(Exception):
+            await self.batcher.drain(timeout_s)
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+        await self._flush_writer()
+        if self._writer.task is not None:
+            self._writer.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer.task
+        await self.checkpoint_all()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    def _load_secret(self) -> str:
+        if self.settings.service.jwt_secret:
+            return self.settings.service.jwt_secret
+        path = self.data_dir / "jwt.secret"
+        if path.exists():
+            return path.read_text().strip()
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+        return secret
+
+    async def _bootstrap_admin(self) -> None:
+        """On first start: a 'default' tenant and an admin key written to DATA_DIR/admin.key."""
+        path = self.data_dir / "admin.key"
+        async with self.sessions() as session:
+            tenant = await store.get_or_create_tenant(session, name="default")
+            keys = await store.list_keys(session, tenant_id=tenant.id)
+            if keys:
+                await session.commit()
+                return
+            key = generate_key()
+            row = await store.create_key(
+                session,
+                tenant_id=tenant.id,
+                name="bootstrap-admin",
+                role=Role.ADMIN.value,
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                expires_at=None,
+                rate_limit_per_s=None,
+                daily_quota=None,
+            )
+            await store.record_event(
+                session,
+                tenant_id=tenant.id,
+                actor_key_id=None,
+                action="key.bootstrap",
+                target=row.id,
+                details={"path": str(path)},
+            )
+            await session.commit()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        log.info("bootstrap admin key written to %s (mode 0600)", path)
+
+    # ------------------------------------------------------------------ auth
+    async def principal_for_key(self, key: str) -> Principal | None:
+        """The principal of an API key, or None (unknown, revoked or expired)."""
+        digest = hash_key(key)
+        return await self._principal(digest, by_hash=True)
+
+    async def principal_for_key_id(self, key_id: str, tenant_id: str) -> Principal | None:
+        """The principal of a key named by a token (checked against the token's tenant)."""
+        return await self._principal(key_id, by_hash=False, tenant_id=tenant_id)
+
+    async def _principal(
+        self, ident: str, *, by_hash: bool, tenant_id: str | None = None
+    ) -> Principal | None:
+        now = time.monotonic()
+        cached = self._principal_cache.get(ident)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.sessions() as session:
+            row = (
+                await store.get_key_by_hash(session, key_hash=ident)
+                if by_hash
+                else await store.get_key(session, tenant_id=tenant_id or "", key_id=ident)
+            )
+        principal = None
+        if row is not None and row.revoked_at is None:
+            expires = row.expires_at
+            if expires is None or expires.timestamp() > time.time():
+                principal = Principal(
+                    key_id=row.id,
+                    tenant_id=row.tenant_id,
+                    role=Role(row.role),
+                    rate_limit_per_s=row.rate_limit_per_s,
+                    daily_quota=row.daily_quota,
+                )
+        self._principal_cache[ident] = (now + 5.0, principal)
+        return principal
+
+    def forget_principal(self, key_id: str) -> None:
+        """Drop cached lookups of a key (after revocation)."""
+        self._principal_cache = {
+            k: v for k, v in self._principal_cache.items() if v[1] is None or v[1].key_id != key_id
+        }
+
+    async def check_limits(self, principal: Principal) -> tuple[bool, float]:
+        """(allowed, retry_after_s) under the key's rate limit and daily quota."""
+        svc = self.settings.service
+        rate = principal.rate_limit_per_s or svc.default_rate_limit_per_s
+        item = RateLimitItemPerSecond(max(1, round(rate)))
+        if not await self.rate_limiter.hit(item, principal.key_id):
+            stats = await self.rate_limiter.get_window_stats(item, principal.key_id)
+            return False, max(0.01, stats.reset_time - time.time())
+        quota = principal.daily_quota or svc.default_daily_quota
+        if quota:
+            day = RateLimitItemPerDay(quota)
+            if not await self.quota_limiter.hit(day, principal.key_id):
+                stats = await self.quota_limiter.get_window_stats(day, principal.key_id)
+                return False, max(1.0, stats.reset_time - time.time())
+        return True, 0.0
+
+    # ------------------------------------------------------------------ processing
+    def _process(self, items: list[ProcessItem]) -> list[list[Prediction]]:
+        """Runs in the batcher's worker thread."""
+        start = time.perf_counter()
+        out = self.platform.process_many(items)
+        self.metrics.stage.labels("engine").observe(time.perf_counter() - start)
+        self.metrics.batch_size.observe(len(items))
+        return out
+
+    async def ensure_restored(self, internal: str) -> None:
+        """Load a source's checkpoint from the database the first time it is seen."""
+        if internal in self._known:
+            return
+        lock = self._source_locks.setdefault(internal, asyncio.Lock())
+        async with lock:
+            if internal in self._known:
+                return
+            tenant_id, source = public_source(internal)
+            if not self.platform.store.known(internal):
+                async with self.sessions() as session:
+                    data = await store.load_checkpoint(session, tenant_id=tenant_id, source=source)
+                if data is not None:
+                    await asyncio.to_thread(self.platform.restore, internal, data)
+            self._known.add(internal)
+        self._source_locks.pop(internal, None)
+
+    def is_new_source(self, internal: str) -> bool:
+        """Whether the platform and this process have never seen the source."""
+        return internal not in self._known and not self.platform.store.known(internal)
+
+    async def count_sources(self, tenant_id: str) -> int:
+        prefix = f"{tenant_id}/"
+        in_memory = {s for s in self._known if s.startswith(prefix)}
+        async with self.sessions() as session:
+            stored = await store.list_sources(session, tenant_id=tenant_id)
+        return len(in_memory | {internal_source(tenant_id, s) for s in stored})
+
+    async def submit(self, tenant_id: str, item: ProcessItem) -> list[Prediction]:
+        """Process one request's points and publish/store the predictions."""
+        internal = internal_source(tenant_id, item.source)
+        await self.ensure_restored(internal)
+        wait_start = time.perf_counter()
+        self.metrics.queue_depth.set(self.batcher.queue_depth)
+        preds = await self.batcher.submit(
+            ProcessItem(internal, item.data, item.timestamp, item.config)
+        )
+        self.metrics.stage.labels("request").observe(time.perf_counter() - wait_start)
+        self._dirty.add(internal)
+        for p in preds:
+            payload = p.model_dump(mode="json")
+            payload["source"] = item.source
+            self.metrics.predictions.labels(payload["direction"]).inc()
+            self.hub.publish(tenant_id, payload)
+            row = {
+                "source": item.source,
+                "prediction_id": payload["prediction_id"],
+                "sequence": payload["sequence"],
+                "ts": payload["timestamp"],
+                "direction": payload["direction"],
+                "confidence": payload["confidence"],
+                "payload": payload,
+            }
+            try:
+                self._writer.queue.put_nowait((tenant_id, row))
+            except asyncio.QueueFull:
+                self.metrics.errors.labels("prediction_store_backlog").inc()
+        return preds
+
+    async def _write_loop(self) -> None:
+        """Insert queued rows in batches; a queued future marks a flush point."""
+        queue = self._writer.queue
+        while True:
+            first = await queue.get()
+            items: list[Any] = [first]
+            if not isinstance(first, asyncio.Future):
+                await asyncio.sleep(_WRITER_FLUSH_S)
+                while len(items) < _WRITER_BATCH and not queue.empty():
+                    items.append(queue.get_nowait())
+                    if isinstance(items[-1], asyncio.Future):
+                        break
+            rows = [i for i in items if not isinstance(i, asyncio.Future)]
+            if rows:
+                await self._insert(rows)
+            for i in items:
+                if isinstance(i, asyncio.Future) and not i.done():
+                    i.set_result(None)
+
+    async def _flush_writer(self) -> None:
+        """Wait until every row queued so far is stored (inline when the writer is gone)."""
+        task = self._writer.task
+        if task is not None and not task.done():
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await self._writer.queue.put(done)  # type: ignore[arg-type]
+            await done
+            return
+        rows = []
+        while not self._writer.queue.empty():
+            item = self._writer.queue.get_nowait()
+            if not isinstance(item, asyncio.Future):
+                rows.append(item)
+        if rows:
+            await self._insert(rows)
+
+    async def _insert(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        start = time.perf_counter()
+        by_tenant: dict[str, list[dict[str, Any]]] = {}
+        for tenant_id, payload in rows:
+            by_tenant.setdefault(tenant_id, []).append(payload)
+        try:
+            async with self.sessions() as session:
+                for tenant_id, payloads in by_tenant.items():
+                    await store.insert_predictions(session, tenant_id=tenant_id, rows=payloads)
+                await session.commit()
+        except Exception:  # storage trouble must not kill the writer: count and log it
+            self.metrics.errors.labels("prediction_store").inc()
+            log.exception("storing %d predictions failed", len(rows))
+        self.metrics.stage.labels("storage").observe(time.perf_counter() - start)
+
+    async def flush(self) -> None:
+        """Store every prediction made so far (used by tests and before erasure)."""
+        await self._flush_writer()
+
+    # ------------------------------------------------------------------ checkpoints
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_CHECKPOINT_EVERY_S)
+            await self.checkpoint_all(only_dirty=True)
+
+    async def checkpoint_all(self, *, only_dirty: bool = False) -> int:
+        """Save platform state of (dirty) sources to the database; returns how many."""
+        sources: Iterable[str] = list(self._dirty) if only_dirty else self.platform.sources()
+        saved = 0
+        for internal in sources:
+            try:
+                data = await asyncio.to_thread(self.platform.checkpoint, internal)
+            except ValueError:
+                continue
+            tenant_id, source = public_source(internal)
+            async with self.sessions() as session:
+                await store.save_checkpoint(session, tenant_id=tenant_id, source=source, data=data)
+                await session.commit()
+            self._dirty.discard(internal)
+            saved += 1
+        return saved
+
+    async def erase_source(self, tenant_id: str, source: str) -> bool:
+        """Erase a source's state, predictions, checkpoint and jobs."""
+        internal = internal_source(tenant_id, source)
+        await self._flush_writer()
+        existed = await asyncio.to_thread(self.platform.forget, internal)
+        self._known.discard(internal)
+        self._dirty.discard(internal)
+        async with self.sessions() as session:
+            n_pred = await store.delete_predictions(session, tenant_id=tenant_id, source=source)
+            had_ckpt = await store.delete_checkpoint(session, tenant_id=tenant_id, source=source)
+            await store.delete_jobs_for_source(session, tenant_id=tenant_id, source=source)
+            await session.commit()
+        return bool(existed or n_pred or had_ckpt)

@@ -1,0 +1,86 @@
+"""Source checkpoints: one row of serialised engine state per (tenant, source), upserted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nqp.store._dialect import upsert_insert
+from nqp.store.models import SourceCheckpoint, utcnow
+
+__all__ = [
+    "delete_checkpoint",
+    "list_sources",
+    "load_checkpoint",
+    "load_checkpoints",
+    "save_checkpoint",
+]
+
+
+async def save_checkpoint(
+    session: AsyncSession, *, tenant_id: str, source: str, data: bytes
+) -> None:
+    """Store ``data`` as the source's checkpoint, replacing any previous one.
+
+    One ``INSERT ... ON CONFLICT (tenant_id, source) DO UPDATE`` on both backends, so
+    concurrent savers never fail; the last writer wins.
+    """
+    table = SourceCheckpoint.__table__
+    stmt = upsert_insert(session, table).values(
+        tenant_id=tenant_id, source=source, data=bytes(data), updated_at=utcnow()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["tenant_id", "source"],
+        set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
+    )
+    await session.execute(stmt)
+
+
+async def load_checkpoint(session: AsyncSession, *, tenant_id: str, source: str) -> bytes | None:
+    """The source's checkpoint bytes, or ``None`` if it has none."""
+    data = await session.scalar(
+        select(SourceCheckpoint.data).where(
+            SourceCheckpoint.tenant_id == tenant_id, SourceCheckpoint.source == source
+        )
+    )
+    return None if data is None else bytes(data)
+
+
+async def load_checkpoints(
+    session: AsyncSession, *, tenant_id: str, sources: Iterable[str] | None = None
+) -> dict[str, bytes]:
+    """Checkpoints of many sources at once: ``{source: bytes}`` (all of the tenant's when
+    ``sources`` is ``None``; sources without a checkpoint are absent)."""
+    stmt = select(SourceCheckpoint.source, SourceCheckpoint.data).where(
+        SourceCheckpoint.tenant_id == tenant_id
+    )
+    if sources is None:
+        return {source: bytes(data) for source, data in await session.execute(stmt)}
+    wanted = list(dict.fromkeys(sources))
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = stmt.where(SourceCheckpoint.source.in_(wanted[start : start + 500]))
+        found.update((source, bytes(data)) for source, data in await session.execute(chunk))
+    return found
+
+
+async def delete_checkpoint(session: AsyncSession, *, tenant_id: str, source: str) -> bool:
+    """Delete the source's checkpoint; ``True`` if there was one."""
+    result = await session.execute(
+        delete(SourceCheckpoint)
+        .where(SourceCheckpoint.tenant_id == tenant_id, SourceCheckpoint.source == source)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_sources(session: AsyncSession, *, tenant_id: str) -> list[str]:
+    """The tenant's sources that have a checkpoint, sorted."""
+    result = await session.scalars(
+        select(SourceCheckpoint.source)
+        .where(SourceCheckpoint.tenant_id == tenant_id)
+        .order_by(SourceCheckpoint.source)
+    )
+    return list(result)

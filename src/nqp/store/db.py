@@ -1,0 +1,232 @@
+"""Database URLs, engines, sessions and migrations.
+
+Settings give a plain URL (``sqlite:///path/nqp.db`` or ``postgresql://user@host/db``);
+:func:`normalize_database_url` turns it into the async driver URL SQLAlchemy needs
+(``sqlite+aiosqlite``, ``postgresql+asyncpg``). :func:`make_engine` adds what each backend
+needs on connect (SQLite: foreign keys and WAL; PostgreSQL: ``pool_pre_ping``), and
+:func:`migrate` runs Alembic's ``upgrade head`` on one connection (Alembic's asyncio
+"connection sharing" recipe), so ``nqp migrate`` and the tests run the same code.
+
+Transactions belong to the caller: the data functions in :mod:`nqp.store` flush but never
+commit, so one request is one transaction (``async with sessionmaker.begin() as session``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+__all__ = [
+    "alembic_config",
+    "make_engine",
+    "make_sessionmaker",
+    "migrate",
+    "migrate_sync",
+    "migrations_path",
+    "normalize_database_url",
+]
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+#: Key of the PostgreSQL advisory lock that serialises concurrent ``migrate`` calls
+#: (several gateways starting at once); any constant works, this is "nqp" in ASCII.
+_MIGRATE_LOCK_KEY = 0x6E7170
+#: Alembic's ``context`` is one module-global proxy, so migrations in one process run one
+#: at a time (whatever thread or event loop they come from).
+_MIGRATE_LOCK = threading.Lock()
+
+
+def normalize_database_url(url: str) -> str:
+    """Return the async-driver form of a database URL.
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path`` / ``sqlite+aiosqlite:///path`` or ``postgresql://...`` /
+        ``postgres://...`` / ``postgresql+asyncpg://...``.
+
+    Returns
+    -------
+    str
+        The URL with the scheme replaced by ``sqlite+aiosqlite`` or ``postgresql+asyncpg``;
+        everything after the scheme (credentials, host, path, query) is kept verbatim.
+
+    Raises
+    ------
+    ValueError
+        If the scheme is not one of the above; the message names the scheme.
+
+    Examples
+    --------
+    >>> normalize_database_url("sqlite:///data/nqp.db")
+    'sqlite+aiosqlite:///data/nqp.db'
+    >>> normalize_database_url("postgres://nqp@db:5432/nqp")
+    'postgresql+asyncpg://nqp@db:5432/nqp'
+    >>> normalize_database_url("mysql://x@y/z")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unsupported database URL scheme 'mysql'; expected one of ...
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"Not a database URL (no '://'): {url!r}")
+    driver = _ASYNC_DRIVERS.get(scheme.lower())
+    if driver is None:
+        expected = ", ".join(sorted(_ASYNC_DRIVERS))
+        raise ValueError(f"Unsupported database URL scheme {scheme!r}; expected one of {expected}.")
+    return f"{driver}://{rest}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """Create an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` for ``url``.
+
+    Parameters
+    ----------
+    url : str
+        Any URL :func:`normalize_database_url` accepts.
+    **kwargs
+        Passed to :func:`sqlalchemy.ext.asyncio.create_async_engine` (e.g. ``poolclass``,
+        ``pool_size``, ``echo``).
+
+    Returns
+    -------
+    AsyncEngine
+        SQLite: every new connection runs ``PRAGMA foreign_keys=ON``, ``journal_mode=WAL``
+        (readers never block the writer) and ``synchronous=NORMAL``. PostgreSQL:
+        ``pool_pre_ping=True`` unless given, so a restarted server costs one retry, not an
+        error.
+    """
+    async_url = normalize_database_url(url)
+    backend = make_url(async_url).get_backend_name()
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    engine = create_async_engine(async_url, **kwargs)
+    if backend == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return the session factory for ``engine`` (``expire_on_commit=False``).
+
+    Objects stay readable after commit, so a route can commit and then serialise what it
+    wrote without another round trip.
+    """
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def migrations_path() -> Path:
+    """Directory of the Alembic scripts shipped inside the package (``nqp/store/migrations``)."""
+    return Path(str(files("nqp.store").joinpath("migrations")))
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic :class:`~alembic.config.Config` for NQP's migrations, without an ini file.
+
+    Parameters
+    ----------
+    url : str or None
+        Database URL (any form :func:`normalize_database_url` accepts) for ``env.py`` to
+        connect to when no connection is handed over. Useful for Alembic commands run by
+        hand, e.g. ``command.revision(alembic_config(url), "add x", autogenerate=True)``.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    if url is not None:
+        config.attributes["url"] = url
+    return config
+
+
+def _sqlite_autocommit_driver(dbapi_connection: Any, connection_record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, emits BEGIN
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _migration_engine(url: str) -> AsyncEngine:
+    """An engine whose transactions serialise migrations across processes.
+
+    On SQLite the driver's own transaction handling would run DDL in autocommit mode; here
+    each transaction is ``BEGIN IMMEDIATE`` (takes the write lock at once, so a second
+    process waits for the first, up to 60 s) and DDL is transactional.
+    """
+    if make_url(normalize_database_url(url)).get_backend_name() != "sqlite":
+        return make_engine(url, poolclass=NullPool)
+    engine = make_engine(url, poolclass=NullPool, connect_args={"timeout": 60.0})
+    event.listen(engine.sync_engine, "connect", _sqlite_autocommit_driver)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Released at commit; a second process waits, then finds nothing left to do.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` up to ``revision`` (Alembic ``upgrade``).
+
+    Runs in one transaction on one connection; running it again is a no-op. Concurrent
+    calls (several gateways starting) run one after the other: a transaction-scoped
+    advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite, a lock within a process.
+
+    Parameters
+    ----------
+    url : str
+        Database URL, plain or async form.
+    revision : str, default="head"
+        Target revision.
+    """
+    while not _MIGRATE_LOCK.acquire(blocking=False):  # polls: never blocks the event loop
+        await asyncio.sleep(0.01)
+    try:
+        engine = _migration_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade, alembic_config(url), revision)
+        finally:
+            await engine.dispose()
+    finally:
+        _MIGRATE_LOCK.release()
+
+
+def migrate_sync(url: str, revision: str = "head") -> None:
+    """Blocking :func:`migrate` for the CLI (``nqp migrate``); not for use inside an event loop."""
+    asyncio.run(migrate(url, revision))

@@ -1,0 +1,180 @@
+"""Stored predictions: bulk insert (hot path), keyset-paged queries, erasure, retention.
+
+Queries page by the key ``(ts, id)``: a page holds the rows after the cursor in that
+order, and :func:`query_predictions` returns the cursor of its last row. The cursor is an
+opaque string (``"<ts>:<id>"``) that carries the last row's key itself, so paging stays
+correct when rows are inserted or deleted between calls and never repeats or skips a row
+that existed throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nqp.store._dialect import upsert_insert
+from nqp.store.models import Prediction, utcnow
+
+__all__ = [
+    "decode_cursor",
+    "delete_predictions",
+    "delete_predictions_before",
+    "encode_cursor",
+    "insert_predictions",
+    "query_predictions",
+]
+
+_COLUMNS = ("source", "prediction_id", "sequence", "ts", "direction", "confidence", "payload")
+
+
+def encode_cursor(ts: float, row_id: int) -> str:
+    """The page cursor after the row with key ``(ts, row_id)``.
+
+    Examples
+    --------
+    >>> c = encode_cursor(1700000000.25, 42)
+    >>> c, decode_cursor(c)
+    ('1700000000.25:42', (1700000000.25, 42))
+    """
+    return f"{float(ts)!r}:{int(row_id)}"
+
+
+def decode_cursor(cursor: str) -> tuple[float, int]:
+    """Inverse of :func:`encode_cursor`.
+
+    Raises
+    ------
+    ValueError
+        If ``cursor`` was not made by :func:`encode_cursor`.
+    """
+    ts_text, sep, id_text = cursor.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return float(ts_text), int(id_text)
+    except ValueError:
+        raise ValueError(f"invalid predictions cursor {cursor!r}") from None
+
+
+async def insert_predictions(
+    session: AsyncSession, *, tenant_id: str, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Insert predictions in one multi-row ``INSERT``; return how many were new.
+
+    Parameters
+    ----------
+    rows : iterable of mapping
+        Each with ``source``, ``prediction_id``, ``sequence`` (int), ``ts`` (float, epoch
+        seconds of the point), ``direction``, ``confidence`` (float) and ``payload`` (the
+        whole prediction as a JSON-able dict); ``created_at`` is optional (default: now).
+
+    Returns
+    -------
+    int
+        Rows inserted. A ``prediction_id`` already stored is skipped, so a redelivered
+        batch (at-least-once streaming) is stored once.
+    """
+    now = utcnow()
+    params = []
+    for row in rows:
+        params.append(
+            {"tenant_id": tenant_id, "created_at": row.get("created_at", now)}
+            | {name: row[name] for name in _COLUMNS}
+        )
+    if not params:
+        return 0
+    table = Prediction.__table__
+    stmt = (
+        upsert_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["prediction_id"])
+        .returning(table.c.id)
+    )
+    result = await session.execute(stmt, params)
+    return len(result.all())
+
+
+async def query_predictions(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    source: str | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    limit: int = 1000,
+    cursor: str | None = None,
+    descending: bool = False,
+) -> tuple[list[Prediction], str | None]:
+    """One page of the tenant's predictions ordered by ``(ts, id)``.
+
+    Parameters
+    ----------
+    source : str or None
+        Only this source (all of the tenant's sources when ``None``).
+    start, end : float or None
+        ``start <= ts < end`` in epoch seconds; open on a side given ``None``.
+    limit : int, default=1000
+        Page size (at least 1).
+    cursor : str or None
+        ``next_cursor`` of the previous page; ``None`` for the first page.
+    descending : bool, default=False
+        Newest first (the cursor then continues backwards).
+
+    Returns
+    -------
+    rows : list of Prediction
+    next_cursor : str or None
+        Cursor for the next page; ``None`` when this page is the last.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1; got {limit}")
+    conditions = [Prediction.tenant_id == tenant_id]
+    if source is not None:
+        conditions.append(Prediction.source == source)
+    if start is not None:
+        conditions.append(Prediction.ts >= start)
+    if end is not None:
+        conditions.append(Prediction.ts < end)
+    if cursor is not None:
+        ts, row_id = decode_cursor(cursor)
+        if descending:
+            after = or_(Prediction.ts < ts, and_(Prediction.ts == ts, Prediction.id < row_id))
+        else:
+            after = or_(Prediction.ts > ts, and_(Prediction.ts == ts, Prediction.id > row_id))
+        conditions.append(after)
+    order = (
+        (Prediction.ts.desc(), Prediction.id.desc())
+        if descending
+        else (Prediction.ts.asc(), Prediction.id.asc())
+    )
+    stmt = select(Prediction).where(*conditions).order_by(*order).limit(limit + 1)
+    rows = list(await session.scalars(stmt))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].ts, rows[-1].id)
+
+
+async def delete_predictions(session: AsyncSession, *, tenant_id: str, source: str) -> int:
+    """Delete all of the tenant's predictions for ``source``; return how many."""
+    result = await session.execute(
+        delete(Prediction)
+        .where(Prediction.tenant_id == tenant_id, Prediction.source == source)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_predictions_before(session: AsyncSession, *, cutoff_ts: float) -> int:
+    """Delete predictions (all tenants) whose ``ts`` is before ``cutoff_ts``; return how many.
+
+    The retention job calls this with ``now - retention_days * 86400``.
+    """
+    result = await session.execute(
+        delete(Prediction)
+        .where(Prediction.ts < cutoff_ts)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

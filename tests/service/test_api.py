@@ -1,0 +1,295 @@
+"""The HTTP API through real ASGI on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+from pathlib import Path
+
+from nqp import store
+from nqp.service.security import generate_key, hash_key
+
+from .conftest import auth
+
+
+def _new_key(client, admin_key, role="developer", **extra) -> str:
+    r = client.post(
+        "/api/v1/keys", json={"name": f"k-{role}", "role": role, **extra}, headers=auth(admin_key)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+def _second_tenant_admin(client) -> str:
+    """Create another tenant with an admin key directly in the store."""
+    runtime = client.app.state.runtime
+
+    async def go() -> str:
+        async with runtime.sessions() as session:
+            tenant = await store.get_or_create_tenant(session, name="other")
+            key = generate_key()
+            await store.create_key(
+                session,
+                tenant_id=tenant.id,
+                name="other-admin",
+                role="admin",
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                expires_at=None,
+                rate_limit_per_s=None,
+                daily_quota=None,
+            )
+            await session.commit()
+        return key
+
+    return client.portal.call(go)
+
+
+def test_bootstrap_key_file_is_private(client, admin_key):
+    path = Path(client.app.state.runtime.data_dir) / "admin.key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert admin_key.startswith("nqp_")
+    assert client.get("/api/v1/status", headers=auth(admin_key)).status_code == 200
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_errors_have_one_shape(client, admin_key):
+    r = client.get("/api/v1/status")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+    r = client.get("/api/v1/status", headers=auth("nqp_not-a-key"))
+    assert r.status_code == 401
+    r = client.post("/api/v1/process/realtime", json={"source": "s"}, headers=auth(admin_key))
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == "data"
+
+
+def test_realtime_prediction_and_validation(client, admin_key):
+    dev = _new_key(client, admin_key)
+    r = client.post(
+        "/api/v1/process/realtime",
+        json={"source": "s1", "data": [1.0, 1.5, 1.2], "timestamp": [1.0, 2.0, 3.0]},
+        headers=auth(dev),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["source"] == "s1"
+    assert body["sequence"] == 3
+    assert body["direction"] in ("up", "down", "hold")
+    assert 0.0 <= body["confidence"] <= 1.0
+    assert body["quantum_results"]["convergence"]["iterations"] >= 1
+    bad = client.post(
+        "/api/v1/process/realtime",
+        json={"source": "s1", "data": [[1.0, 2.0]], "timestamp": 4.0},
+        headers=auth(dev),
+    )
+    assert bad.status_code == 422
+    assert "channel" in bad.json()["error"]["message"]
+    assert client.get("/api/v1/sources/s1", headers=auth(dev)).json()["points"] == 3
+    nan = client.post(
+        "/api/v1/process/realtime",
+        content=b'{"source": "s1", "data": [NaN]}',
+        headers={**auth(dev), "content-type": "application/json"},
+    )
+    assert nan.status_code == 422
+    assert client.get("/api/v1/sources/s1", headers=auth(dev)).json()["points"] == 3
+
+
+def test_roles(client, admin_key):
+    viewer = _new_key(client, admin_key, role="viewer")
+    dev = _new_key(client, admin_key, role="developer")
+    point = {"source": "r", "data": [1.0]}
+    assert (
+        client.post("/api/v1/process/realtime", json=point, headers=auth(viewer)).status_code == 403
+    )
+    assert client.post("/api/v1/process/realtime", json=point, headers=auth(dev)).status_code == 200
+    assert client.get("/api/v1/sources/r", headers=auth(viewer)).status_code == 200
+    assert client.post("/api/v1/keys", json={"name": "x"}, headers=auth(dev)).status_code == 403
+    assert client.get("/api/v1/keys", headers=auth(viewer)).status_code == 403
+
+
+def test_tokens_and_revocation(client, admin_key):
+    dev = _new_key(client, admin_key)
+    token = client.post("/api/v1/auth/token", headers=auth(dev)).json()["access_token"]
+    assert client.get("/api/v1/status", headers=auth(token)).status_code == 200
+    key_id = next(
+        k["id"]
+        for k in client.get("/api/v1/keys", headers=auth(admin_key)).json()
+        if k["name"] == "k-developer"
+    )
+    assert client.delete(f"/api/v1/keys/{key_id}", headers=auth(admin_key)).status_code == 204
+    assert client.get("/api/v1/status", headers=auth(dev)).status_code == 401
+    assert (
+        client.get("/api/v1/status", headers=auth(token)).status_code == 401
+    )  # tokens die with their key
+    assert client.get("/api/v1/status", headers=auth(token + "x")).status_code == 401
+
+
+def test_tenants_never_see_each_other(client, admin_key):
+    other = _second_tenant_admin(client)
+    mine = {"source": "shared-name", "data": [1.0, 2.0, 3.0], "timestamp": [1.0, 2.0, 3.0]}
+    assert (
+        client.post("/api/v1/process/realtime", json=mine, headers=auth(admin_key)).status_code
+        == 200
+    )
+    # same source name in the other tenant is a different stream
+    r = client.post(
+        "/api/v1/process/realtime",
+        json={"source": "shared-name", "data": [5.0]},
+        headers=auth(other),
+    )
+    assert r.json()["sequence"] == 1
+    client.portal.call(client.app.state.runtime.flush)
+    theirs = client.get("/api/v1/predictions", headers=auth(other)).json()["predictions"]
+    assert len(theirs) == 1
+    assert client.get("/api/v1/sources", headers=auth(other)).json() == {"sources": ["shared-name"]}
+    my_keys = {k["id"] for k in client.get("/api/v1/keys", headers=auth(admin_key)).json()}
+    their_keys = {k["id"] for k in client.get("/api/v1/keys", headers=auth(other)).json()}
+    assert not my_keys & their_keys
+    for key_id in my_keys:
+        assert client.delete(f"/api/v1/keys/{key_id}", headers=auth(other)).status_code == 404
+    assert client.delete("/api/v1/sources/shared-name", headers=auth(other)).status_code == 204
+    assert client.get("/api/v1/sources/shared-name", headers=auth(admin_key)).json()["points"] == 3
+
+
+def test_predictions_query_pagination_and_csv(client, admin_key):
+    client.post(
+        "/api/v1/process/realtime",
+        json={
+            "source": "q",
+            "data": [float(v) for v in range(25)],
+            "timestamp": [float(t) for t in range(25)],
+        },
+        headers=auth(admin_key),
+    )
+    client.portal.call(client.app.state.runtime.flush)
+    seen, cursor = [], None
+    while True:
+        params = {"source": "q", "limit": 10, **({"cursor": cursor} if cursor is not None else {})}
+        page = client.get("/api/v1/predictions", params=params, headers=auth(admin_key)).json()
+        seen += [p["sequence"] for p in page["predictions"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(range(1, 26))
+    window = client.get(
+        "/api/v1/predictions",
+        params={"source": "q", "start": 5, "end": 10},
+        headers=auth(admin_key),
+    )
+    assert [p["timestamp"] for p in window.json()["predictions"]] == [5.0, 6.0, 7.0, 8.0, 9.0]
+    text = client.get(
+        "/api/v1/predictions",
+        params={"source": "q", "format": "csv", "limit": 5},
+        headers=auth(admin_key),
+    ).text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [int(r["sequence"]) for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_erase_source(client, admin_key):
+    client.post(
+        "/api/v1/process/realtime",
+        json={"source": "gone", "data": [1.0, 2.0]},
+        headers=auth(admin_key),
+    )
+    client.portal.call(client.app.state.runtime.flush)
+    assert client.delete("/api/v1/sources/gone", headers=auth(admin_key)).status_code == 204
+    assert client.get("/api/v1/sources/gone", headers=auth(admin_key)).status_code == 404
+    assert (
+        client.get(
+            "/api/v1/predictions", params={"source": "gone"}, headers=auth(admin_key)
+        ).json()["predictions"]
+        == []
+    )
+    assert client.delete("/api/v1/sources/gone", headers=auth(admin_key)).status_code == 404
+
+
+def test_body_limit_and_rate_limit(tmp_path, database_url):
+    from fastapi.testclient import TestClient
+
+    from nqp.service.app import create_app
+
+    from .conftest import make_settings
+
+    app = create_app(make_settings(tmp_path / "d", database_url, max_body_bytes=2048))
+    with TestClient(app) as c:
+        key = (tmp_path / "d" / "admin.key").read_text().strip()
+        big = {"source": "b", "data": [1.0] * 1000}
+        r = c.post("/api/v1/process/realtime", json=big, headers=auth(key))
+        assert r.status_code == 413
+        assert r.json()["error"]["code"] == "payload_too_large"
+        limited = c.post(
+            "/api/v1/keys", json={"name": "slow", "rate_limit_per_s": 2}, headers=auth(key)
+        ).json()["key"]
+        codes = [c.get("/api/v1/status", headers=auth(limited)).status_code for _ in range(5)]
+        assert codes[:2] == [200, 200]
+        assert 429 in codes
+        r = c.get("/api/v1/status", headers=auth(limited))
+        if r.status_code == 429:
+            assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_metrics(client, admin_key):
+    client.post(
+        "/api/v1/process/realtime",
+        json={"source": "m", "data": [1.0, 2.0]},
+        headers=auth(admin_key),
+    )
+    text = client.get("/metrics").text
+    assert "nqp_http_requests_total" in text
+    assert "nqp_batch_size_bucket" in text
+    assert 'nqp_predictions_total{direction="hold"}' in text
+    js = client.get("/api/v1/metrics", headers=auth(admin_key)).json()
+    assert "nqp_stage_seconds_count" in js
+
+
+def test_websocket_live_predictions_with_filters(client, admin_key):
+    other = _second_tenant_admin(client)
+    with client.websocket_connect(f"/ws/predictions?token={admin_key}") as ws:
+        ws.send_json(
+            {"type": "subscription", "sources": ["live"], "filters": {"directions": ["hold"]}}
+        )
+        assert ws.receive_json()["type"] == "subscribed"
+        # another tenant's point on a same-named source and another source of ours: not sent
+        client.post(
+            "/api/v1/process/realtime", json={"source": "live", "data": [9.0]}, headers=auth(other)
+        )
+        client.post(
+            "/api/v1/process/realtime",
+            json={"source": "elsewhere", "data": [1.0]},
+            headers=auth(admin_key),
+        )
+        r = client.post(
+            "/api/v1/process/realtime",
+            json={"source": "live", "data": [1.0, 2.0]},
+            headers=auth(admin_key),
+        )
+        assert r.status_code == 200
+        got = [ws.receive_json(), ws.receive_json()]
+        assert [m["prediction"]["sequence"] for m in got] == [1, 2]
+        assert all(m["prediction"]["source"] == "live" for m in got)
+        assert all(m["prediction"]["direction"] == "hold" for m in got)
+
+
+def test_websocket_rejects_bad_credentials_and_messages(client, admin_key):
+    import pytest
+    from starlette.websockets import WebSocketDisconnect
+
+    with (
+        pytest.raises(WebSocketDisconnect) as exc,
+        client.websocket_connect("/ws/predictions?token=nqp_bad") as ws,
+    ):
+        ws.receive_json()
+    assert exc.value.code == 1008
+    with client.websocket_connect(f"/ws/predictions?token={admin_key}") as ws:
+        ws.send_json({"type": "subscription", "filters": {"min_confidence": 2}})
+        msg = ws.receive_json()
+        assert msg["type"] == "error"
+        assert "min_confidence" in msg["message"]

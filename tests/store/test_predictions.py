@@ -1,0 +1,174 @@
+"""Stored predictions on both backends: bulk insert, keyset paging, scoping, retention."""
+
+from __future__ import annotations
+
+import pytest
+
+from nqp.store import (
+    delete_predictions,
+    delete_predictions_before,
+    insert_predictions,
+    query_predictions,
+)
+from nqp.store.predictions import decode_cursor, encode_cursor
+
+
+def _rows(rng, n, sources=("s0", "s1", "s2"), prefix="p"):
+    # few distinct timestamps, so many rows tie on ts and the id breaks the tie
+    ts = rng.integers(0, 40, size=n) * 0.25 + 1.7e9
+    return [
+        {
+            "source": sources[i % len(sources)],
+            "prediction_id": f"{prefix}{i:05d}",
+            "sequence": i,
+            "ts": float(ts[i]),
+            "direction": ("up", "down", "hold")[i % 3],
+            "confidence": float(rng.random()),
+            "payload": {"i": i, "magnitude": float(rng.normal())},
+        }
+        for i in range(n)
+    ]
+
+
+async def _page_all(session, **kw):
+    rows, cursor, pages = [], None, 0
+    while True:
+        page, cursor = await query_predictions(session, cursor=cursor, **kw)
+        rows += page
+        pages += 1
+        assert pages < 1000
+        if cursor is None:
+            return rows, pages
+
+
+@pytest.mark.parametrize("limit", [3, 7, 125, 250, 1000])
+async def test_keyset_paging_returns_every_row_once_in_order(session, tenants, rng, limit):
+    a, b = tenants
+    rows = _rows(rng, 250)
+    assert await insert_predictions(session, tenant_id=a, rows=rows) == 250
+    await insert_predictions(session, tenant_id=b, rows=_rows(rng, 20, prefix="b"))
+    await session.commit()
+
+    got, pages = await _page_all(session, tenant_id=a, limit=limit)
+    assert pages == -(-250 // limit)  # ceil: a last page that is exactly full ends the run
+    assert sorted(p.prediction_id for p in got) == sorted(r["prediction_id"] for r in rows)
+    assert len({p.id for p in got}) == 250
+    keys = [(p.ts, p.id) for p in got]
+    assert keys == sorted(keys)
+    # brute force reference: the inserted rows sorted by ts, ties in insertion (id) order
+    by_pid = {r["prediction_id"]: r for r in rows}
+    assert [p.prediction_id for p in got] == [
+        r["prediction_id"] for r in sorted(rows, key=lambda r: (r["ts"], r["sequence"]))
+    ]
+    first = got[0]
+    expected = by_pid[first.prediction_id]
+    assert (first.source, first.sequence, first.ts, first.direction, first.payload) == (
+        expected["source"],
+        expected["sequence"],
+        expected["ts"],
+        expected["direction"],
+        expected["payload"],
+    )
+    assert first.confidence == expected["confidence"]  # float64 round-trips exactly
+    assert first.tenant_id == a
+    assert first.created_at.tzinfo is not None
+
+    desc, _ = await _page_all(session, tenant_id=a, limit=limit, descending=True)
+    assert [p.id for p in desc] == [p.id for p in reversed(got)]
+
+
+async def test_filters_by_source_and_half_open_time_range(session, tenants, rng):
+    a, b = tenants
+    rows = _rows(rng, 120)
+    await insert_predictions(session, tenant_id=a, rows=rows)
+    await session.commit()
+    start, end = 1.7e9 + 2.5, 1.7e9 + 7.0
+    got, _ = await _page_all(session, tenant_id=a, source="s1", start=start, end=end, limit=5)
+    expected = sorted(
+        (r for r in rows if r["source"] == "s1" and start <= r["ts"] < end),
+        key=lambda r: (r["ts"], r["sequence"]),
+    )
+    assert len(expected) > 5
+    assert [p.prediction_id for p in got] == [r["prediction_id"] for r in expected]
+    assert await query_predictions(session, tenant_id=b, limit=10) == ([], None)
+    assert await query_predictions(session, tenant_id=b, source="s1", limit=10) == ([], None)
+
+
+async def test_paging_is_stable_when_rows_arrive_between_pages(session, tenants, rng):
+    a, _ = tenants
+    rows = _rows(rng, 30, sources=("s",))
+    await insert_predictions(session, tenant_id=a, rows=rows)
+    await session.commit()
+    page, cursor = await query_predictions(session, tenant_id=a, limit=10)
+    last_ts = page[-1].ts
+    late = [
+        dict(rows[0], prediction_id="late-before", ts=last_ts - 1.0),
+        dict(rows[0], prediction_id="late-after", ts=last_ts + 100.0),
+    ]
+    await insert_predictions(session, tenant_id=a, rows=late)
+    await session.commit()
+    rest = []
+    while cursor is not None:
+        more, cursor = await query_predictions(session, tenant_id=a, limit=10, cursor=cursor)
+        rest += more
+    seen = [p.prediction_id for p in page + rest]
+    assert len(seen) == len(set(seen)) == 31
+    assert "late-after" in seen
+    assert "late-before" not in seen  # behind the cursor: not revisited
+
+
+async def test_duplicate_prediction_ids_are_stored_once(session, tenants, rng):
+    a, _ = tenants
+    rows = _rows(rng, 10)
+    assert await insert_predictions(session, tenant_id=a, rows=rows) == 10
+    assert (
+        await insert_predictions(session, tenant_id=a, rows=rows[5:] + _rows(rng, 3, prefix="n"))
+        == 3
+    )
+    assert await insert_predictions(session, tenant_id=a, rows=[]) == 0
+    await session.commit()
+    got, _ = await query_predictions(session, tenant_id=a, limit=100)
+    assert len(got) == 13
+
+
+async def test_invalid_cursor_and_limit(session, tenants):
+    with pytest.raises(ValueError, match="invalid predictions cursor"):
+        await query_predictions(session, tenant_id=tenants[0], limit=5, cursor="garbage")
+    with pytest.raises(ValueError, match="limit"):
+        await query_predictions(session, tenant_id=tenants[0], limit=0)
+    assert decode_cursor(encode_cursor(0.1 + 0.2, 7)) == (0.1 + 0.2, 7)  # exact float
+
+
+async def test_delete_predictions_of_one_source_and_tenant(session, tenants, rng):
+    a, b = tenants
+    await insert_predictions(session, tenant_id=a, rows=_rows(rng, 30))
+    await insert_predictions(session, tenant_id=b, rows=_rows(rng, 30, prefix="b"))
+    await session.commit()
+    assert await delete_predictions(session, tenant_id=a, source="s0") == 10
+    assert await delete_predictions(session, tenant_id=a, source="s0") == 0
+    await session.commit()
+    left, _ = await query_predictions(session, tenant_id=a, limit=100)
+    assert sorted({p.source for p in left}) == ["s1", "s2"]
+    assert len(left) == 20
+    theirs, _ = await query_predictions(session, tenant_id=b, source="s0", limit=100)
+    assert len(theirs) == 10
+
+
+async def test_retention_deletes_only_older_rows(session, tenants, rng):
+    a, b = tenants
+    rows_a, rows_b = _rows(rng, 60), _rows(rng, 40, prefix="b")
+    await insert_predictions(session, tenant_id=a, rows=rows_a)
+    await insert_predictions(session, tenant_id=b, rows=rows_b)
+    await session.commit()
+    cutoff = 1.7e9 + 5.0  # a ts that occurs: rows exactly at the cutoff are kept
+    older = sum(r["ts"] < cutoff for r in rows_a + rows_b)
+    assert 0 < older < 100
+    assert any(r["ts"] == cutoff for r in rows_a + rows_b)
+    assert await delete_predictions_before(session, cutoff_ts=cutoff) == older
+    await session.commit()
+    for tenant, rows in ((a, rows_a), (b, rows_b)):
+        left, _ = await query_predictions(session, tenant_id=tenant, limit=1000)
+        assert sorted(p.prediction_id for p in left) == sorted(
+            r["prediction_id"] for r in rows if r["ts"] >= cutoff
+        )
+    assert await delete_predictions_before(session, cutoff_ts=cutoff) == 0
