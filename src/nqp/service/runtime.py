@@ -25,6 +25,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from nqp import store
+from nqp.cache import TieredCache, TTLCache
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
 from nqp.service.batcher import MicroBatcher
@@ -98,9 +99,23 @@ class Runtime:
             self.limit_storage = MemoryStorage()
         self.rate_limiter = MovingWindowRateLimiter(self.limit_storage)
         self.quota_limiter = FixedWindowRateLimiter(self.limit_storage)
+        self.cache = TieredCache(
+            TTLCache(maxsize=1024, ttl_s=300.0),
+            svc.redis_url,
+            prefix="nqp:cache:",
+            ttl_s=300.0,
+        )
+        self._background: set[asyncio.Task[Any]] = set()
         self.engine: Any = None
         self.sessions: Any = None
         self.ready = False
+
+    def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run a background coroutine owned by the runtime (awaited on shutdown)."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -120,6 +135,10 @@ class Runtime:
         self.ready = False
         with contextlib.suppress(Exception):
             await self.batcher.drain(timeout_s)
+        if self._background:
+            _, pending = await asyncio.wait(set(self._background), timeout=timeout_s)
+            for task in pending:
+                task.cancel()
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,6 +149,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer.task
         await self.checkpoint_all()
+        await self.cache.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 
