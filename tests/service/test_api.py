@@ -293,3 +293,30 @@ def test_websocket_rejects_bad_credentials_and_messages(client, admin_key):
         msg = ws.receive_json()
         assert msg["type"] == "error"
         assert "min_confidence" in msg["message"]
+
+
+def test_retention_deletes_only_old_predictions(client, admin_key):
+    """Retention counts from when a prediction was stored, not the point's own time."""
+    import time
+
+    runtime = client.app.state.runtime
+    client.post(
+        "/api/v1/process/realtime",
+        json={"source": "first", "data": [1.0], "timestamp": 5.0},
+        headers=auth(admin_key),
+    )
+    client.portal.call(runtime.flush)
+    assert client.portal.call(runtime.apply_retention) == (0, 0)  # an old timestamp is kept
+    between = time.time()
+    time.sleep(0.05)
+    client.post(
+        "/api/v1/process/realtime",
+        json={"source": "second", "data": [1.0]},
+        headers=auth(admin_key),
+    )
+    client.portal.call(runtime.flush)
+    days = runtime.settings.service.retention_days
+    deleted, _ = client.portal.call(runtime.apply_retention, between + days * 86_400.0)
+    assert deleted == 1
+    left = client.get("/api/v1/predictions", headers=auth(admin_key)).json()["predictions"]
+    assert [p["source"] for p in left] == ["second"]

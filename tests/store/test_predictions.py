@@ -154,21 +154,26 @@ async def test_delete_predictions_of_one_source_and_tenant(session, tenants, rng
     assert len(theirs) == 10
 
 
-async def test_retention_deletes_only_older_rows(session, tenants, rng):
+async def test_retention_deletes_rows_stored_before_the_cutoff(session, tenants, rng):
+    """Retention goes by storage time (created_at), whatever the points' own timestamps."""
+    from datetime import UTC, datetime, timedelta
+
     a, b = tenants
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     rows_a, rows_b = _rows(rng, 60), _rows(rng, 40, prefix="b")
+    for k, r in enumerate(rows_a + rows_b):
+        r["created_at"] = base + timedelta(seconds=k % 10)
     await insert_predictions(session, tenant_id=a, rows=rows_a)
     await insert_predictions(session, tenant_id=b, rows=rows_b)
     await session.commit()
-    cutoff = 1.7e9 + 5.0  # a ts that occurs: rows exactly at the cutoff are kept
-    older = sum(r["ts"] < cutoff for r in rows_a + rows_b)
+    cutoff = base + timedelta(seconds=5)  # rows stored exactly at the cutoff are kept
+    older = sum(r["created_at"] < cutoff for r in rows_a + rows_b)
     assert 0 < older < 100
-    assert any(r["ts"] == cutoff for r in rows_a + rows_b)
-    assert await delete_predictions_before(session, cutoff_ts=cutoff) == older
+    assert await delete_predictions_before(session, cutoff=cutoff) == older
     await session.commit()
     for tenant, rows in ((a, rows_a), (b, rows_b)):
         left, _ = await query_predictions(session, tenant_id=tenant, limit=1000)
         assert sorted(p.prediction_id for p in left) == sorted(
-            r["prediction_id"] for r in rows if r["ts"] >= cutoff
+            r["prediction_id"] for r in rows if r["created_at"] >= cutoff
         )
-    assert await delete_predictions_before(session, cutoff_ts=cutoff) == 0
+    assert await delete_predictions_before(session, cutoff=cutoff) == 0

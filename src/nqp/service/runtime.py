@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = ["Runtime", "internal_source", "public_source"]
 log = logging.getLogger("nqp.service")
 
 _CHECKPOINT_EVERY_S = 60.0
+_RETENTION_EVERY_S = 3600.0
 _WRITER_FLUSH_S = 0.02
 _WRITER_BATCH = 1000
 
@@ -87,6 +89,7 @@ class Runtime:
         self._known: set[str] = set()
         self._source_locks: dict[str, asyncio.Lock] = {}
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self._principal_cache: dict[str, tuple[float, Principal | None]] = {}
         if svc.redis_url:
             self.limit_storage: Any = RedisStorage(
@@ -139,10 +142,11 @@ class Runtime:
             _, pending = await asyncio.wait(set(self._background), timeout=timeout_s)
             for task in pending:
                 task.cancel()
-        if self._checkpoint_task is not None:
-            self._checkpoint_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoint_task
+        for task in (self._checkpoint_task, self._retention_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._flush_writer()
         if self._writer.task is not None:
             self._writer.task.cancel()
@@ -382,6 +386,33 @@ class Runtime:
     async def flush(self) -> None:
         """Store every prediction made so far (used by tests and before erasure)."""
         await self._flush_writer()
+
+    # ------------------------------------------------------------------ retention
+    async def apply_retention(self, now: float | None = None) -> tuple[int, int]:
+        """Delete predictions and jobs stored more than ``retention_days`` before ``now``.
+
+        Returns (predictions deleted, jobs deleted); (0, 0) when retention is off.
+        """
+        days = self.settings.service.retention_days
+        if days is None:
+            return 0, 0
+        cutoff = datetime.fromtimestamp(
+            (time.time() if now is None else now) - days * 86_400.0, tz=UTC
+        )
+        async with self.sessions() as session:
+            n_pred = await store.delete_predictions_before(session, cutoff=cutoff)
+            n_jobs = await store.delete_jobs_before(session, cutoff=cutoff)
+            await session.commit()
+        return n_pred, n_jobs
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                await self.apply_retention()
+            except Exception:  # retention trouble must not stop the loop: log, retry later
+                self.metrics.errors.labels("retention").inc()
+                log.exception("retention pass failed")
+            await asyncio.sleep(_RETENTION_EVERY_S)
 
     # ------------------------------------------------------------------ checkpoints
     async def _checkpoint_loop(self) -> None:

@@ -221,7 +221,7 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_predictions_tenant_source_ts", "tenant_id", "source", "ts"),
         Index("ix_predictions_tenant_ts", "tenant_id", "ts"),
-        Index("ix_predictions_ts", "ts"),
+        Index("ix_predictions_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)

@@ -10,6 +10,7 @@ that existed throughout.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
@@ -167,14 +168,16 @@ async def delete_predictions(session: AsyncSession, *, tenant_id: str, source: s
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def delete_predictions_before(session: AsyncSession, *, cutoff_ts: float) -> int:
-    """Delete predictions (all tenants) whose ``ts`` is before ``cutoff_ts``; return how many.
+async def delete_predictions_before(session: AsyncSession, *, cutoff: datetime) -> int:
+    """Delete predictions (all tenants) stored before ``cutoff``; return how many.
 
-    The retention job calls this with ``now - retention_days * 86400``.
+    Retention counts from when a prediction was stored (``created_at``), not from the
+    point's own timestamp, so replaying historical data does not expire it at once. The
+    retention job calls this with ``now - retention_days``.
     """
     result = await session.execute(
         delete(Prediction)
-        .where(Prediction.ts < cutoff_ts)
+        .where(Prediction.created_at < cutoff)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

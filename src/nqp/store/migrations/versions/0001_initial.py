@@ -107,7 +107,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_predictions_tenant_source_ts", "predictions", ["tenant_id", "source", "ts"])
     op.create_index("ix_predictions_tenant_ts", "predictions", ["tenant_id", "ts"])
-    op.create_index("ix_predictions_ts", "predictions", ["ts"])
+    op.create_index("ix_predictions_created_at", "predictions", ["created_at"])
     op.create_table(
         "source_checkpoints",
         sa.Column("tenant_id", sa.String(length=32), nullable=False),
@@ -204,7 +204,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_validation_runs_tenant_id"), table_name="validation_runs")
     op.drop_table("validation_runs")
     op.drop_table("source_checkpoints")
-    op.drop_index("ix_predictions_ts", table_name="predictions")
+    op.drop_index("ix_predictions_created_at", table_name="predictions")
     op.drop_index("ix_predictions_tenant_ts", table_name="predictions")
     op.drop_index("ix_predictions_tenant_source_ts", table_name="predictions")
     op.drop_table("predictions")
