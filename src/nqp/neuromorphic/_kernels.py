@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["esn_run_batch", "esn_run_single", "lif_run", "tanh32"]
+__all__ = ["esn_run_batch", "esn_run_single", "lif_run", "lif_sources", "tanh32"]
 
 # Fast-math without "reassoc": fused multiply-adds are allowed but LLVM may not reorder
 # sums. Letting it vectorise the CSR row reduction produced emulated gathers with heavy
@@ -251,7 +251,7 @@ def _add_column(
 
 
 @nb.njit(**_JIT)
-def _lif_sources(
+def lif_sources(
     s0: int,
     s1: int,
     w_indptr: NDArray[np.int32],
@@ -359,7 +359,7 @@ def lif_run(
     n_src = v.shape[0]
     n_blocks = max(1, min(n_blocks, n_src))
     for blk in nb.prange(n_blocks):
-        _lif_sources(
+        lif_sources(
             blk * n_src // n_blocks,
             (blk + 1) * n_src // n_blocks,
             w_indptr,

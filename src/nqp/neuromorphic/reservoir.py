@@ -740,7 +740,7 @@ or (n_steps, n_sources, substeps, n_inputs)
         record: NDArray[np.bool_] | None = None,
     ) -> None:
         work = {k: np.ascontiguousarray(getattr(state, k)) for k in self._state_dtypes}
-        _kernels.lif_run(
+        args = (
             *self._csc,
             np.float32(self.decay_),
             np.float32(self.threshold),
@@ -754,8 +754,13 @@ or (n_steps, n_sources, substeps, n_inputs)
             u,
             out,
             _NO_RECORD if record is None else record,
-            min(self.n_threads, numba.get_num_threads()),
         )
+        threads = min(self.n_threads, numba.get_num_threads(), work["v"].shape[0])
+        if threads <= 1:
+            # serial kernel: entering a parallel region costs milliseconds on a busy machine
+            _kernels.lif_sources(0, work["v"].shape[0], *args)
+        else:
+            _kernels.lif_run(*args, threads)
         for k, arr in work.items():
             target = getattr(state, k)
             if arr is not target:

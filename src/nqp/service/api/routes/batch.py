@@ -1,0 +1,356 @@
+"""Batch processing as background jobs: ``POST /api/v1/process/batch``, ``GET /api/v1/jobs/{id}``.
+
+A batch is validated whole before anything is stored (422 naming the first bad field, e.g.
+``data_points.3.data``; no job is created); then the job is stored ``queued``, answered
+``202`` and run in the background by :class:`nqp.service.jobs.JobRunner` through the same
+path as realtime requests. Limits: at most ``BATCH_POINTS_FACTOR ×
+settings.service.max_points_per_request`` points (default 10 × 10,000) and as many entries
+per request — a batch replaces many realtime calls, and the request body limit
+(``max_body_bytes``) bounds it too.
+
+Checks that need a source's stored state (its channel count, horizon, last timestamp) are
+made by the engine when the job runs, per source and before that source's state changes:
+such a source fails inside the job (listed in ``result.errors``; the job ends ``failed``)
+while the other sources are processed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, BeforeValidator, Field
+
+from nqp import store
+from nqp.service.api.deps import AdminKey, CurrentKey, DeveloperKey, RuntimeDep, SessionDep
+from nqp.service.errors import ApiError
+from nqp.service.jobs import CallbackSender, JobRunner, SourceBatch, callback_secret
+from nqp.service.jobs import callback_url_problem as _callback_url_problem
+from nqp.service.runtime import Runtime, internal_source
+from nqp.types import ProcessConfig
+
+__all__ = [
+    "BATCH_POINTS_FACTOR",
+    "BatchRequest",
+    "DataPoint",
+    "JobAccepted",
+    "JobPublic",
+    "get_job_runner",
+    "plan_batch",
+    "router",
+]
+
+router = APIRouter(prefix="/api/v1", tags=["batch"])
+
+BATCH_POINTS_FACTOR = 10
+_RESERVED_JOB_IDS = {"callback-secret"}
+
+
+def _no_bools(value: Any) -> Any:
+    def walk(v: Any) -> None:
+        if isinstance(v, bool):
+            raise ValueError("values must be numbers, not booleans")
+        if isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(value)
+    return value
+
+
+Points = Annotated[
+    float | list[float] | list[list[float]],
+    BeforeValidator(_no_bools),
+    Field(description="A number, numbers (univariate points) or lists (multivariate points)."),
+]
+
+
+class DataPoint(BaseModel):
+    """One or more points of one source, in time order (like a realtime request)."""
+
+    model_config = {"extra": "forbid"}
+
+    source: str = Field(min_length=1, max_length=200)
+    data: Points
+    timestamp: float | list[float] | None = Field(
+        None,
+        description="Seconds since the epoch: one per point, or one for all of the entry's "
+        "points; default: the time the batch was accepted.",
+    )
+
+
+class BatchRequest(BaseModel):
+    """Points of many sources; each source's entries are applied in request order."""
+
+    model_config = {"extra": "forbid"}
+
+    job_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="Client-chosen id, unique in the tenant (409 when reused).",
+    )
+    data_points: list[DataPoint] = Field(min_length=1)
+    config: ProcessConfig | None = None
+    callback_url: str | None = Field(
+        None, max_length=2048, description="POSTed the signed job result when it finishes."
+    )
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+    created_at: datetime
+    points: int
+    sources: int
+    links: dict[str, str]
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    status: str
+    created_at: datetime
+    finished_at: datetime | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    callback_url: str | None
+    callback_status: str | None
+    links: dict[str, str]
+
+
+class CallbackSecret(BaseModel):
+    secret: str
+    algorithm: str
+    signature_header: str
+    timestamp_header: str
+
+
+def get_job_runner(request: Request) -> JobRunner:
+    """The app's :class:`JobRunner` (``app.state.job_runner``; made on first use)."""
+    runner = getattr(request.app.state, "job_runner", None)
+    if runner is None:
+        runner = JobRunner(request.app.state.runtime, CallbackSender())
+        request.app.state.job_runner = runner
+    return runner
+
+
+def _reject(index: int, name: str, message: str) -> ApiError:
+    field = f"data_points.{index}.{name}"
+    return ApiError(422, f"{field}: {message}", field=field)
+
+
+def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[SourceBatch]:
+    """Validate every entry and group the points by source (first-seen order).
+
+    Raises
+    ------
+    ApiError
+        422 naming the first offending field; nothing is changed.
+    """
+    svc = runtime.settings.service
+    eng = runtime.settings.engine
+    limit = BATCH_POINTS_FACTOR * svc.max_points_per_request
+    if len(body.data_points) > limit:
+        raise ApiError(422, f"At most {limit} data_points per batch.", field="data_points")
+    if body.job_id in _RESERVED_JOB_IDS:
+        raise ApiError(422, f"job_id {body.job_id!r} is reserved.", field="job_id")
+    values: dict[str, list[np.ndarray]] = {}
+    stamps: dict[str, list[np.ndarray]] = {}
+    total = 0
+    for i, entry in enumerate(body.data_points):
+        if not entry.source.isprintable():
+            raise _reject(i, "source", "must be printable characters.")
+        try:
+            arr = np.asarray(entry.data, dtype=np.float64)
+        except ValueError:
+            raise _reject(
+                i, "data", "lists of a multivariate entry must have equal lengths."
+            ) from None
+        if arr.ndim == 0:
+            arr = arr.reshape(1, 1)
+        elif arr.ndim == 1:
+            arr = arr[:, None]
+        n, channels = arr.shape
+        if n == 0 or channels == 0:
+            raise _reject(i, "data", "must hold at least one point.")
+        if channels > eng.max_channels:
+            raise _reject(i, "data", f"{channels} channels; at most {eng.max_channels}.")
+        if not np.isfinite(arr).all():
+            raise _reject(i, "data", "must be finite numbers (no NaN or inf).")
+        total += n
+        if total > limit:
+            raise ApiError(422, f"At most {limit} points per batch.", field="data_points")
+        ts = entry.timestamp
+        if ts is None:
+            ts_arr = np.full(n, now)
+        elif isinstance(ts, list):
+            if len(ts) != n:
+                raise _reject(i, "timestamp", f"must be one number or one per point ({n}).")
+            ts_arr = np.asarray(ts, dtype=np.float64)
+        else:
+            ts_arr = np.full(n, float(ts))
+        if not np.isfinite(ts_arr).all():
+            raise _reject(i, "timestamp", "must be finite.")
+        previous = stamps.get(entry.source)
+        if (previous and ts_arr[0] < previous[-1][-1]) or np.any(np.diff(ts_arr) < 0):
+            raise _reject(i, "timestamp", "must not decrease within a source.")
+        if entry.source in values and values[entry.source][0].shape[1] != channels:
+            raise _reject(
+                i,
+                "data",
+                f"has {channels} channel(s) but earlier points of source {entry.source!r} "
+                f"have {values[entry.source][0].shape[1]}.",
+            )
+        values.setdefault(entry.source, []).append(arr)
+        stamps.setdefault(entry.source, []).append(ts_arr)
+    config = body.config
+    if config is not None:
+        if config.horizon is not None and config.horizon > eng.max_horizon:
+            raise ApiError(
+                422,
+                f"config.horizon must be at most max_horizon={eng.max_horizon}.",
+                field="config.horizon",
+            )
+        if config.target_channel is not None:
+            for source, arrays in values.items():
+                if config.target_channel >= arrays[0].shape[1]:
+                    raise ApiError(
+                        422,
+                        f"config.target_channel {config.target_channel} is out of range for "
+                        f"source {source!r} ({arrays[0].shape[1]} channel(s)).",
+                        field="config.target_channel",
+                    )
+    return [
+        SourceBatch(source, np.concatenate(values[source]), np.concatenate(stamps[source]))
+        for source in values
+    ]
+
+
+def _links(job_id: str) -> dict[str, str]:
+    return {"self": f"/api/v1/jobs/{job_id}"}
+
+
+@router.post("/process/batch", status_code=202)
+async def submit_batch(
+    body: BatchRequest,
+    request: Request,
+    principal: DeveloperKey,
+    runtime: RuntimeDep,
+    session: SessionDep,
+) -> JobAccepted:
+    """Accept a batch as a background job (``202``); poll ``GET /api/v1/jobs/{job_id}``.
+
+    The whole request is validated first (422 naming the field; nothing stored), a
+    ``callback_url`` must be http(s) on a host in ``settings.service.callback_allowed_hosts``
+    (422 otherwise), a reused ``job_id`` is 409. Each source's points are applied in
+    request order; every prediction is stored (``GET /api/v1/predictions``) and published
+    to WebSocket subscribers, exactly as for realtime requests.
+    """
+    svc = runtime.settings.service
+    if body.callback_url is not None:
+        problem = _callback_url_problem(body.callback_url, svc.callback_allowed_hosts)
+        if problem is not None:
+            raise ApiError(422, problem, field="callback_url")
+    batches = plan_batch(body, runtime, now=time.time())
+    new = sum(
+        runtime.is_new_source(internal_source(principal.tenant_id, b.source)) for b in batches
+    )
+    if new and await runtime.count_sources(principal.tenant_id) + new > svc.max_sources_per_tenant:
+        raise ApiError(
+            409,
+            f"The batch's {new} new source(s) would exceed "
+            f"max_sources_per_tenant={svc.max_sources_per_tenant}.",
+            field="data_points",
+        )
+    points = sum(len(b.timestamps) for b in batches)
+    summary = {
+        "entries": len(body.data_points),
+        "points": points,
+        "sources": len(batches),
+        "config": body.config.model_dump(mode="json") if body.config is not None else None,
+        "callback_url": body.callback_url,
+    }
+    try:
+        job = await store.create_job(
+            session,
+            tenant_id=principal.tenant_id,
+            request=summary,
+            sources=[b.source for b in batches],
+            callback_url=body.callback_url,
+            job_id=body.job_id,
+        )
+    except store.DuplicateError:
+        raise ApiError(409, f"Job {body.job_id!r} already exists.", field="job_id") from None
+    await session.commit()
+    runner = get_job_runner(request)
+    runtime.spawn(
+        runner.run(
+            tenant_id=principal.tenant_id,
+            job_id=job.id,
+            batches=batches,
+            config=body.config,
+            callback_url=body.callback_url,
+        ),
+        name=f"nqp-batch-{job.id}",
+    )
+    return JobAccepted(
+        job_id=job.id,
+        status=job.status,
+        created_at=job.created_at,
+        points=points,
+        sources=len(batches),
+        links=_links(job.id),
+    )
+
+
+@router.get("/jobs/callback-secret")
+async def get_callback_secret(
+    principal: AdminKey, runtime: RuntimeDep, session: SessionDep
+) -> CallbackSecret:
+    """The tenant's secret for verifying ``X-NQP-Signature`` on callbacks (admins only).
+
+    Receivers compute ``"sha256=" + hex(HMAC-SHA256(secret, raw_body))`` and compare it in
+    constant time; ``X-NQP-Timestamp`` (also ``timestamp`` in the body) lets them refuse
+    old deliveries. The secret is derived from the server's JWT secret and the tenant id,
+    so it is stable across restarts and changes when the JWT secret is rotated.
+    """
+    await store.record_event(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_key_id=principal.key_id,
+        action="callback_secret.read",
+        details={},
+    )
+    await session.commit()
+    return CallbackSecret(
+        secret=callback_secret(runtime.jwt_secret, principal.tenant_id),
+        algorithm="HMAC-SHA256",
+        signature_header="X-NQP-Signature",
+        timestamp_header="X-NQP-Timestamp",
+    )
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, principal: CurrentKey, session: SessionDep) -> JobPublic:
+    """A job of the caller's tenant: status, result summary, error, callback outcome.
+
+    404 for unknown ids and for other tenants' jobs alike.
+    """
+    job = await store.get_job(session, tenant_id=principal.tenant_id, job_id=job_id)
+    if job is None:
+        raise ApiError(404, f"No job {job_id!r}.")
+    return JobPublic(
+        job_id=job.id,
+        status=job.status,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        request=job.request,
+        result=job.result,
+        error=job.error,
+        callback_url=job.callback_url,
+        callback_status=job.callback_status,
+        links=_links(job.id),
+    )
