@@ -69,7 +69,8 @@ def test_portfolio_equals_brute_force(client, dev, method):
         "sweeps": 300,
     }
     out = _post(client, "portfolio", body, dev)
-    assert out["method"] == method and out["problem"] == "portfolio"
+    assert out["method"] == method
+    assert out["problem"] == "portfolio"
     assert out["budget_satisfied"] is True
     assert len(out["selected"]) == budget
     assert out["selected"] == list(best)
@@ -84,7 +85,8 @@ def test_portfolio_equals_brute_force(client, dev, method):
         assert 1 <= len(out["trace"]["sweeps"]) <= optimize.MAX_TRACE_POINTS
         assert out["trace"]["sweeps"][-1] == 300
     else:
-        assert out["optimal"] is True and out["trace"]["sweeps"] == []
+        assert out["optimal"] is True
+        assert out["trace"]["sweeps"] == []
 
 
 def test_qubo_equals_enumeration_dense_and_terms(client, dev):
@@ -122,12 +124,14 @@ def test_maxcut_cut_recomputed_and_optimal(client, dev):
     for method in ("exact", "anneal"):
         out = _post(client, "maxcut", {"n": n, "edges": edges, "method": method, "seed": 2}, dev)
         part = np.array(out["partition"])
-        assert set(part.tolist()) <= {0, 1} and part.shape == (n,)
+        assert set(part.tolist()) <= {0, 1}
+        assert part.shape == (n,)
         recomputed = float(((part[e[:, 0]] != part[e[:, 1]]) * w).sum())
         assert out["cut"] == recomputed
         assert out["cut"] == cuts.max()
         assert out["total_weight"] == w.sum()
-        assert out["edges"] == len(edges) and out["nodes"] == n
+        assert out["edges"] == len(edges)
+        assert out["nodes"] == n
     # a larger graph goes to the annealer under "auto"; the cut is still the partition's
     n2 = 60
     pairs2 = [(i, (i + k) % n2) for i in range(n2) for k in (1, 7)]
@@ -141,12 +145,14 @@ def test_identical_request_is_cached_and_seed_matters(client, dev):
     body = {"n": 40, "edges": [[i, (i + 1) % 40, 1.0] for i in range(40)], "seed": 4}
     first = _post(client, "maxcut", body, dev)
     second = _post(client, "maxcut", body, dev)
-    assert first["cached"] is False and second["cached"] is True
+    assert first["cached"] is False
+    assert second["cached"] is True
     assert {k: v for k, v in first.items() if k != "cached"} == {
         k: v for k, v in second.items() if k != "cached"
     }
     other = _post(client, "maxcut", {**body, "seed": 5}, dev)
-    assert other["cached"] is False and other["problem_hash"] != first["problem_hash"]
+    assert other["cached"] is False
+    assert other["problem_hash"] != first["problem_hash"]
     part = other["partition"]
     assert other["cut"] == sum(part[i] != part[(i + 1) % 40] for i in range(40))
     # no seed while annealing: fresh entropy, never served from the cache
@@ -171,7 +177,8 @@ def test_invalid_bodies_name_the_field(client, dev):
     assert _error(client, "maxcut", bad, dev)["field"] == "edges[1]"
     bad = {**ok, "edges": [[0, 1], [1, 2], [3, 4]]}  # 1-based by mistake
     err = _error(client, "maxcut", bad, dev)
-    assert err["field"] == "edges[2]" and "0-based" in err["message"]
+    assert err["field"] == "edges[2]"
+    assert "0-based" in err["message"]
     bad = {**ok, "edges": [[0, 1, 2.0, 3.0]]}
     assert _error(client, "maxcut", bad, dev)["field"] == "edges[0]"
     bad = {**ok, "edges": [[0.5, 1, 2.0]]}
@@ -181,7 +188,8 @@ def test_invalid_bodies_name_the_field(client, dev):
         content=b'{"n": 3, "edges": [[0, 1, 1.0], [1, 2, NaN]]}',
         headers={**dev, "content-type": "application/json"},
     )
-    assert r.status_code == 422 and r.json()["error"]["field"] == "edges[1]"
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == "edges[1]"
     assert _error(client, "maxcut", {**ok, "n": 5001}, dev)["field"] == "n"
     assert _error(client, "maxcut", {**ok, "time_limit_s": 31}, dev)["field"] == "time_limit_s"
     assert _error(client, "maxcut", {**ok, "reads": 0}, dev)["field"] == "reads"
@@ -199,7 +207,8 @@ def test_invalid_bodies_name_the_field(client, dev):
     assert _error(client, "portfolio", {**p, "budget": 3}, dev)["field"] == "budget"
     not_psd = {**p, "sigma": [[0.1, 0.5], [0.5, 0.1]]}
     err = _error(client, "portfolio", not_psd, dev)
-    assert err["field"] == "sigma" and "semi-definite" in err["message"]
+    assert err["field"] == "sigma"
+    assert "semi-definite" in err["message"]
     assert _error(client, "portfolio", {**p, "sigma": [[0.1, 0.0]]}, dev)["field"] == "sigma"
     assert _error(client, "portfolio", {**p, "mu": [0.1, True]}, dev)["field"] == "mu.1"
     assert _error(client, "portfolio", {**p, "risk_aversion": -1}, dev)["field"] == "risk_aversion"
@@ -229,5 +238,6 @@ def test_busy_optimiser_answers_429(client, dev):
     finally:
         gate.inside = 0
     out = _post(client, "qubo", {"Q": [[-1.0]]}, dev)
-    assert out["energy"] == -1.0 and out["cached"] is False
+    assert out["energy"] == -1.0
+    assert out["cached"] is False
     assert gate.inside == 0

@@ -19,7 +19,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nqp import __version__
 from nqp.config import Settings
-from nqp.service.api.routes import auth, health, keys, predictions, process, sources, ws
+from nqp.service.api.routes import (
+    auth,
+    health,
+    keys,
+    optimize,
+    predictions,
+    process,
+    sources,
+    validation,
+    ws,
+)
 from nqp.service.errors import error_body, install_error_handlers
 from nqp.service.responses import JSONBytes, dumps
 from nqp.service.runtime import Runtime
@@ -147,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, auth, keys, process, predictions, sources, ws):
+    for module in (health, auth, keys, process, predictions, sources, optimize, validation, ws):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=settings.service.max_body_bytes)
     app.add_middleware(_Observe, runtime_getter=lambda: app.state.runtime)

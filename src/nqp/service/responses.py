@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 __all__ = ["JSONBytes", "dumps"]
 
@@ -15,10 +15,8 @@ def dumps(content: Any) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-class JSONBytes(Response):
-    """``application/json`` via :func:`dumps`."""
-
-    media_type = "application/json"
+class JSONBytes(JSONResponse):
+    """``application/json`` via :func:`dumps` (a JSONResponse, so OpenAPI keeps the models)."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)

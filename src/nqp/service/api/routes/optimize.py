@@ -274,7 +274,7 @@ def downsample_trace(
     n = len(sweeps)
     idx = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).round()
     idx = np.unique(idx.astype(np.int64))
-    e = [round(float(v), 12) if math.isfinite(v) else None for v in energy[idx]]
+    e = [float(v) if math.isfinite(v) else None for v in energy[idx]]
     return Trace(sweeps=[int(s) for s in sweeps[idx]], energy=e)
 
 
@@ -308,33 +308,45 @@ def _finite_square(rows: list[list[float]], name: str, n: int) -> NDArray[np.flo
 def _triples(
     rows: list[list[float]], name: str, n: int, *, allow_pairs: bool, allow_diagonal: bool
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """``[i, j, w]`` rows as 0-based index pairs of shape (m, 2) and weights (m,)."""
-    m = len(rows)
-    ij = np.empty((m, 2), dtype=np.int64)
-    w = np.ones(m)
+    """``[i, j, w]`` rows as 0-based index pairs of shape (m, 2) and weights (m,).
+
+    Checked with array operations (a graph may have ``MAX_TERMS`` edges); the first bad
+    row is named, e.g. ``edges[3]``.
+    """
     shape = "[i, j, w] or [i, j]" if allow_pairs else "[i, j, w]"
+    widths = (2, 3) if allow_pairs else (3,)
     for k, row in enumerate(rows):
-        where = f"{name}[{k}]"
-        if not (len(row) == 3 or (allow_pairs and len(row) == 2)):
+        if len(row) not in widths:
+            where = f"{name}[{k}]"
             raise ApiError(422, f"{where} must be {shape}; got {row!r}.", field=where)
-        i, j = row[0], row[1]
-        if not (float(i).is_integer() and float(j).is_integer()):
-            raise ApiError(422, f"{where}: indices must be integers; got {row!r}.", field=where)
-        if not (0 <= i < n and 0 <= j < n):
-            raise ApiError(
-                422,
-                f"{where}: indices are 0-based and must lie in 0..{n - 1}; got {int(i)} and "
-                f"{int(j)}.",
-                field=where,
-            )
-        if i == j and not allow_diagonal:
-            raise ApiError(422, f"{where}: self-loop on node {int(i)}.", field=where)
-        if len(row) == 3:
-            if not math.isfinite(row[2]):
-                raise ApiError(422, f"{where}: the weight must be finite.", field=where)
-            w[k] = row[2]
-        ij[k] = (int(i), int(j))
-    return ij, w
+    if not rows:
+        return np.empty((0, 2), dtype=np.int64), np.empty(0)
+    arr = np.asarray([r if len(r) == 3 else [*r, 1.0] for r in rows], dtype=np.float64)
+    ij, w = arr[:, :2], arr[:, 2]
+    with np.errstate(invalid="ignore"):
+        problems = [
+            (~np.isfinite(ij).all(axis=1) | (ij != np.round(ij)).any(axis=1), "integers"),
+            (((ij < 0) | (ij >= n)).any(axis=1), "range"),
+            (
+                np.zeros(len(w), dtype=bool) if allow_diagonal else ij[:, 0] == ij[:, 1],
+                "self-loop",
+            ),
+            (~np.isfinite(w), "weight"),
+        ]
+    bad = np.logical_or.reduce([mask for mask, _ in problems])
+    if bad.any():
+        k = int(np.argmax(bad))
+        kind = next(kind for mask, kind in problems if mask[k])
+        where = f"{name}[{k}]"
+        row = rows[k]
+        message = {
+            "integers": f"{where}: indices must be integers; got {row!r}.",
+            "range": f"{where}: indices are 0-based and must lie in 0..{n - 1}; got {row!r}.",
+            "self-loop": f"{where}: self-loop on node {row[0]:g}.",
+            "weight": f"{where}: the weight must be finite; got {row!r}.",
+        }[kind]
+        raise ApiError(422, message, field=where)
+    return ij.astype(np.int64), np.ascontiguousarray(w)
 
 
 def _check_exact(method: str, n: int) -> None:
@@ -473,7 +485,7 @@ async def optimize_portfolio(
             f"sigma must be {n}x{n} (mu has {n} assets); it has {len(body.sigma)} rows.",
             field="sigma",
         )
-    sigma = _finite_square(body.sigma, "sigma", n)
+    sigma = await asyncio.to_thread(_finite_square, body.sigma, "sigma", n)
     if body.budget > n:
         raise ApiError(422, f"budget={body.budget} exceeds the {n} assets.", field="budget")
     _check_exact(body.method, n)
@@ -520,14 +532,16 @@ async def optimize_qubo(
         if body.n is not None:
             raise ApiError(422, "'n' goes with 'terms', not with 'Q'.", field="n")
         n = len(body.Q)
-        Q = _finite_square(body.Q, "Q", n)
+        Q = await asyncio.to_thread(_finite_square, body.Q, "Q", n)
         arrays: tuple[np.ndarray, ...] = (Q,)
     else:
         if body.n is None:
             raise ApiError(422, "'terms' needs 'n', the number of variables.", field="n")
         n = body.n
         assert body.terms is not None
-        ij, w = _triples(body.terms, "terms", n, allow_pairs=False, allow_diagonal=True)
+        ij, w = await asyncio.to_thread(
+            _triples, body.terms, "terms", n, allow_pairs=False, allow_diagonal=True
+        )
         Q = sp.coo_array((w, (ij[:, 0], ij[:, 1])), shape=(n, n)).tocsr()
         arrays = (ij, w)
     _check_exact(body.method, n)
@@ -553,7 +567,9 @@ async def optimize_maxcut(
     ``cut`` is the total weight of the edges between the two sides of ``partition``,
     recomputed edge by edge; parallel edges add up; negative weights are allowed.
     """
-    ij, w = _triples(body.edges, "edges", body.n, allow_pairs=True, allow_diagonal=False)
+    ij, w = await asyncio.to_thread(
+        _triples, body.edges, "edges", body.n, allow_pairs=True, allow_diagonal=False
+    )
     _check_exact(body.method, body.n)
     key = _problem_hash(principal.tenant_id, "maxcut", body, {"n": body.n}, ij, w)
 
