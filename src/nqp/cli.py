@@ -98,7 +98,7 @@ def validate(
     from nqp.config import Settings
     from nqp.datasets import available_datasets, dataset_from_csv, load_dataset
     from nqp.exceptions import NQPError
-    from nqp.validation import walk_forward, write_report
+    from nqp.validation import summarise, walk_forward, write_report
 
     if list_datasets:
         typer.echo("\n".join(available_datasets()))
@@ -124,49 +124,11 @@ def validate(
     if report is not None:
         index = write_report(result, report, predictions=run.predictions, baselines=run.baselines)
         typer.echo(f"report written to {index}", err=True)
-    summary = _validation_summary(result)
+    summary = summarise(result)
     if as_json:
         typer.echo(json.dumps(summary, allow_nan=False))
     else:
         typer.echo(_format_summary(summary))
-
-
-def _validation_summary(result: dict) -> dict:
-    """The headline figures of a validation result (the ``--json`` object)."""
-    both = result["variants"]["both"]
-    hit = both["hit_rate"]
-    mag = both["magnitude"]
-    return {
-        "dataset": result["metadata"]["dataset"],
-        "points": result["metadata"]["points"],
-        "scored": both["n"],
-        "horizon": result["horizon"],
-        "score": result["score"]["score"],
-        "score_components": result["score"]["components"],
-        "hit_rate": hit["hit_rate"],
-        "hit_rate_p_value": hit["p_value_vs_half"],
-        "majority_rate": hit["majority_rate"],
-        "hit_rate_p_value_vs_majority": hit["p_value_vs_majority"],
-        "directional_predictions": hit["n"],
-        "brier": both["calibration"]["brier"],
-        "brier_skill": both["calibration"]["brier_skill"],
-        "ece": both["calibration"]["ece"],
-        "nrmse": mag["nrmse"],
-        "baselines": {
-            name: {"nrmse": b["nrmse"], "dm_p_value_model_better": b["dm"]["p_value_model_better"]}
-            for name, b in mag["baselines"].items()
-        },
-        "ablations": {
-            name: {
-                "score": result["scores"][name]["score"],
-                "hit_rate": stats["hit_rate"]["hit_rate"],
-                "brier": stats["calibration"]["brier"],
-                "nrmse": stats["magnitude"]["nrmse"],
-            }
-            for name, stats in result["variants"].items()
-        },
-        "regimes": both.get("regimes"),
-    }
 
 
 def _format_summary(s: dict) -> str:

@@ -31,6 +31,7 @@ from nqp.validation.statistics import (
     summarise_by_regime,
     to_direction,
 )
+from nqp.validation.summary import summarise
 
 __all__ = [
     "FORMULA_TEXT",
@@ -55,6 +56,7 @@ __all__ = [
     "nrmse",
     "reliability_curve",
     "significance_factor",
+    "summarise",
     "summarise_by_regime",
     "to_direction",
     "validation_score",

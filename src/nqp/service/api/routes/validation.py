@@ -8,7 +8,8 @@
   settings and ``seed``) goes on in a worker thread owned by the runtime. At most
   :data:`MAX_RUNS` run at once per process; beyond that a 429 with ``Retry-After``.
 - ``GET /api/v1/validation/runs/{id}`` (any role): status and, once succeeded, the
-  headline figures (:func:`summarise`); finished answers are cached in ``runtime.cache``.
+  headline figures (:func:`nqp.validation.summarise`); finished answers are cached in
+  ``runtime.cache``.
 - ``GET /api/v1/validation/runs/{id}/report``: the HTML report (409 until the run has
   succeeded). Its plots are inlined as ``data:`` URIs, so the page needs no further
   authenticated requests. The report folder is ``runtime.data_dir / "reports" / <id>``;
@@ -43,7 +44,7 @@ from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDe
 from nqp.service.api.routes.optimize import AdmissionGate
 from nqp.service.errors import ApiError
 from nqp.service.runtime import Runtime
-from nqp.validation import VARIANTS, walk_forward, write_report
+from nqp.validation import VARIANTS, summarise, walk_forward, write_report
 
 __all__ = [
     "GENERATED_DATASETS",
@@ -52,7 +53,6 @@ __all__ = [
     "CsvSeries",
     "ValidationRunCreate",
     "router",
-    "summarise",
     "validation_gate",
 ]
 
@@ -116,55 +116,6 @@ class ValidationRunCreate(BaseModel):
     variants: list[Literal["both", "neuromorphic", "quantum", "observation"]] | None = Field(
         None, min_length=1, description="Ablations to run (default: all; 'both' always)."
     )
-
-
-def summarise(result: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of a :func:`nqp.validation.build_result` dict.
-
-    Score (0-100) and its components, hit rate with its exact binomial p-values against
-    0.5 and the majority class, Brier score and skill, expected calibration error, NRMSE,
-    each baseline's NRMSE with the Diebold-Mariano p-value of the model being better, one
-    line per ablation, and per-regime figures when the dataset has regimes. Figures are of
-    the primary variant (``result["primary"]``, ``"both"`` for :func:`walk_forward`).
-    """
-    primary = result["primary"]
-    stats = result["variants"][primary]
-    hit = stats["hit_rate"]
-    cal = stats["calibration"]
-    mag = stats["magnitude"]
-    meta = result.get("metadata", {})
-    return {
-        "dataset": meta.get("dataset"),
-        "points": meta.get("points"),
-        "scored": stats["n"],
-        "horizon": result["horizon"],
-        "primary": primary,
-        "score": result["score"]["score"],
-        "score_components": result["score"]["components"],
-        "hit_rate": hit["hit_rate"],
-        "hit_rate_p_value": hit["p_value_vs_half"],
-        "majority_rate": hit["majority_rate"],
-        "hit_rate_p_value_vs_majority": hit["p_value_vs_majority"],
-        "directional_predictions": hit["n"],
-        "brier": cal["brier"],
-        "brier_skill": cal["brier_skill"],
-        "ece": cal["ece"],
-        "nrmse": mag["nrmse"],
-        "baselines": {
-            name: {"nrmse": b["nrmse"], "dm_p_value_model_better": b["dm"]["p_value_model_better"]}
-            for name, b in mag["baselines"].items()
-        },
-        "ablations": {
-            name: {
-                "score": result["scores"][name]["score"],
-                "hit_rate": s["hit_rate"]["hit_rate"],
-                "brier": s["calibration"]["brier"],
-                "nrmse": s["magnitude"]["nrmse"],
-            }
-            for name, s in result["variants"].items()
-        },
-        "regimes": stats.get("regimes"),
-    }
 
 
 # --------------------------------------------------------------------------- building
@@ -444,7 +395,7 @@ async def _get_row(session: Any, tenant_id: str, run_id: str) -> store.Validatio
 async def get_run(
     run_id: str, principal: CurrentKey, runtime: RuntimeDep, session: SessionDep
 ) -> Response:
-    """Status of a run; once succeeded, ``summary`` (see :func:`summarise`) and ``report``."""
+    """Status of a run; once succeeded, its ``summary`` and ``report`` link."""
     key = _cache_key(principal.tenant_id, run_id)
     cached = await runtime.cache.get(key)
     if cached is not None:
