@@ -164,7 +164,7 @@ def _settings_with(data_dir: Path | None) -> Settings:
     return settings
 
 
-def _configure_logging() -> None:
+def _configure_logging(level: str = "info") -> None:
     import json
     import logging
 
@@ -189,7 +189,7 @@ def _configure_logging() -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level.upper())
 
 
 @app.command()
@@ -199,6 +199,9 @@ def serve(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="SQLite file, secrets and state (default ./.nqp)."
     ),
+    log_level: str = typer.Option(
+        "info", "--log-level", help="debug (adds a JSON access log line per request), info, ..."
+    ),
 ) -> None:
     """Run the HTTP/WebSocket gateway on embedded defaults (SQLite, in-process bus)."""
     import uvicorn
@@ -206,7 +209,7 @@ def serve(
     from nqp.service.app import create_app
 
     settings = _settings_with(data_dir)
-    _configure_logging()
+    _configure_logging(log_level)
     uvicorn.run(
         create_app(settings),
         host=host,

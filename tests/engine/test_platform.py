@@ -227,3 +227,13 @@ def test_anomaly_score_flags_planted_spikes_and_level_shift():
     )
     assert np.median(score[ordinary]) < 0.2
     assert np.mean(score[ordinary] > 0.6) < 0.02
+
+
+def test_values_too_large_for_running_statistics_are_rejected():
+    """Regression (fuzzing): |x| near 1.8e308 overflowed the running variance for good."""
+    platform = small_platform()
+    stream(platform, "big", [1.0, 2.0, 3.0])
+    before = platform.checkpoint("big")
+    with pytest.raises(InvalidInputError, match="beyond"):
+        platform.process("big", [1.0, 1.79e308, -1.79e308], timestamp=1e9)
+    assert platform.checkpoint("big") == before

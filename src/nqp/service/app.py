@@ -121,8 +121,8 @@ class _Observe:
             if runtime is not None:
                 runtime.metrics.requests.labels(path, scope["method"], str(status)).inc()
                 runtime.metrics.latency.labels(path).observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
+            if log.isEnabledFor(logging.DEBUG):  # access log: NQP_LOG_LEVEL=debug
+                log.debug(
                     json.dumps(
                         {
                             "event": "request",

@@ -6,7 +6,9 @@ shutdown waits for it). The runner feeds one :class:`~nqp.engine.ProcessItem` pe
 (all of that source's points, in request order) through :meth:`Runtime.submit` — the same
 code path as ``POST /api/v1/process/realtime``: the micro-batcher steps many sources per
 vectorised wave, and every prediction is stored and published to WebSocket subscribers.
-Up to ``settings.service.batch_max_size`` sources are in flight at once.
+Up to ``settings.service.batch_max_size`` sources are in flight at once, fed in rounds of
+about ``wave_points`` points so that storing one round overlaps computing the next. A job
+is ``succeeded`` only once all of its predictions are stored.
 
 Stored result (bounded)
 -----------------------
@@ -259,7 +261,8 @@ class CallbackSender:
                     return "delivered" if attempt == 1 else f"delivered after {attempt} attempts"
                 reason = f"HTTP {status}"  # other 4xx/3xx: the receiver refused; no retry
                 break
-        return f"failed: {reason} after {tried} attempts"[:_STATUS_LEN]
+        plural = "attempt" if tried == 1 else "attempts"
+        return f"failed: {reason} after {tried} {plural}"[:_STATUS_LEN]
 
 
 # ---------------------------------------------------------------------- running
@@ -281,12 +284,32 @@ class SourceBatch:
     timestamps: NDArray[np.float64]
 
 
-def _summary(preds: Sequence[Prediction]) -> dict[str, Any]:
-    counts = {"up": 0, "down": 0, "hold": 0}
-    for p in preds:
-        counts[p.direction.value] += 1
-    last = preds[-1].model_dump(mode="json", include=set(SUMMARY_FIELDS))
-    return {"points": len(preds), "directions": counts, "last": last}
+class _Tally:
+    """A running summary of one source's predictions (the job keeps no Prediction list)."""
+
+    __slots__ = ("directions", "error", "last", "points")
+
+    def __init__(self) -> None:
+        self.points = 0
+        self.directions = {"up": 0, "down": 0, "hold": 0}
+        self.last: Prediction | None = None
+        self.error: BaseException | None = None
+
+    def add(self, preds: Sequence[Prediction]) -> None:
+        for p in preds:
+            self.directions[p.direction.value] += 1
+        self.points += len(preds)
+        if preds:
+            self.last = preds[-1]
+
+    def public(self, source: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": source, "points": self.points}
+        if self.last is not None:
+            out["directions"] = self.directions
+            out["last"] = self.last.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+        if self.error is not None:
+            out["error"] = _message(self.error)
+        return out
 
 
 class JobRunner:
@@ -297,11 +320,20 @@ class JobRunner:
     runtime : Runtime
     callbacks : CallbackSender, optional
         Default ``CallbackSender()`` (3 attempts, 0.5/1 s backoff, 10 s timeout).
+    wave_points : int, default=4096
+        Points submitted per round (spread over the sources in flight); smaller rounds
+        overlap storage with computing sooner, larger ones cost fewer engine calls.
     """
 
-    def __init__(self, runtime: Runtime, callbacks: CallbackSender | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        callbacks: CallbackSender | None = None,
+        wave_points: int = 4096,
+    ) -> None:
         self.runtime = runtime
         self.callbacks = callbacks if callbacks is not None else CallbackSender()
+        self.wave_points = wave_points
 
     async def run(
         self,
@@ -348,62 +380,76 @@ class JobRunner:
     async def _process(
         self, tenant_id: str, batches: Sequence[SourceBatch], config: ProcessConfig | None
     ) -> tuple[dict[str, Any], str | None]:
+        """Feed the batches in rounds; return (result summary, error or None).
+
+        Up to ``batch_max_size`` sources at a time; each round submits the next
+        ``ceil(wave_points / n_sources)`` points of every such source at once (one
+        micro-batch, stepped in vectorised waves), so that storing one round's predictions
+        overlaps computing the next. A source whose item fails gets no further rounds.
+        """
         runtime = self.runtime
         start = time.perf_counter()
         width = max(1, runtime.settings.service.batch_max_size)
-        outcomes: list[list[Prediction] | BaseException] = []
+        tallies = [_Tally() for _ in batches]
         since_flush = 0
         for lo in range(0, len(batches), width):
-            chunk = batches[lo : lo + width]
+            chunk = range(lo, min(lo + width, len(batches)))
             # restore first, so that the chunk's items reach the batcher together
             await asyncio.gather(
-                *(runtime.ensure_restored(f"{tenant_id}/{b.source}") for b in chunk)
+                *(runtime.ensure_restored(f"{tenant_id}/{batches[i].source}") for i in chunk)
             )
-            outcomes.extend(
-                await asyncio.gather(
-                    *(self._submit(tenant_id, b, config) for b in chunk), return_exceptions=True
+            step = max(1, -(-self.wave_points // len(chunk)))
+            longest = max(len(batches[i].timestamps) for i in chunk)
+            for a in range(0, longest, step):
+                live = [
+                    i for i in chunk if tallies[i].error is None and a < len(batches[i].timestamps)
+                ]
+                outs = await asyncio.gather(
+                    *(self._submit(tenant_id, batches[i], a, a + step, config) for i in live),
+                    return_exceptions=True,
                 )
-            )
-            since_flush += sum(len(b.timestamps) for b in chunk)
-            if since_flush >= _FLUSH_EVERY_POINTS:
-                await runtime.flush()
-                since_flush = 0
+                for i, out in zip(live, outs, strict=True):
+                    if isinstance(out, BaseException):
+                        tallies[i].error = out
+                    else:
+                        tallies[i].add(out)
+                        since_flush += len(out)
+                if since_flush >= _FLUSH_EVERY_POINTS:
+                    await runtime.flush()
+                    since_flush = 0
         await runtime.flush()
         elapsed = time.perf_counter() - start
-        by_source: list[dict[str, Any]] = []
-        errors: list[dict[str, str]] = []
-        points = failed = 0
-        for b, out in zip(batches, outcomes, strict=True):
-            if isinstance(out, BaseException):
-                failed += 1
-                message = _message(out)
-                if len(errors) < RESULT_MAX_ERRORS:
-                    errors.append({"source": b.source, "error": message})
-                if len(by_source) < RESULT_MAX_SOURCES:
-                    by_source.append({"source": b.source, "points": 0, "error": message})
-                continue
-            points += len(out)
-            if len(by_source) < RESULT_MAX_SOURCES:
-                by_source.append({"source": b.source, **_summary(out)})
+        points = sum(t.points for t in tallies)
+        failed = [(b.source, t.error) for b, t in zip(batches, tallies, strict=True) if t.error]
+        errors = [{"source": s, "error": _message(e)} for s, e in failed[:RESULT_MAX_ERRORS]]
         result = {
             "points": points,
             "sources": len(batches),
-            "failed_sources": failed,
+            "failed_sources": len(failed),
             "elapsed_s": round(elapsed, 6),
             "points_per_s": round(points / elapsed, 1) if elapsed > 0 else None,
-            "by_source": by_source,
+            "by_source": [
+                t.public(b.source)
+                for b, t in zip(batches[:RESULT_MAX_SOURCES], tallies, strict=False)
+            ],
             "truncated": len(batches) > RESULT_MAX_SOURCES,
             "errors": errors,
         }
         error = None
         if failed:
-            error = f"{failed} of {len(batches)} sources failed; first: {errors[0]['error']}"
+            error = f"{len(failed)} of {len(batches)} sources failed; first: {errors[0]['error']}"
         return result, error
 
     async def _submit(
-        self, tenant_id: str, batch: SourceBatch, config: ProcessConfig | None
+        self,
+        tenant_id: str,
+        batch: SourceBatch,
+        lo: int,
+        hi: int,
+        config: ProcessConfig | None,
     ) -> list[Prediction]:
-        item = ProcessItem(batch.source, batch.values, batch.timestamps, config)
+        stamps: Any = batch.timestamps[lo:hi]  # the platform takes arrays as sequences
+        item = ProcessItem(batch.source, batch.values[lo:hi], stamps, config)
         for attempt in range(_QUEUE_FULL_RETRIES + 1):
             try:
                 return await self.runtime.submit(tenant_id, item)

@@ -30,6 +30,7 @@ from nqp.cache import TieredCache, TTLCache
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
 from nqp.service.batcher import MicroBatcher
+from nqp.service.breaker import CircuitBreaker
 from nqp.service.hub import PredictionHub
 from nqp.service.metrics import Metrics
 from nqp.service.security import Principal, Role, generate_key, hash_key
@@ -91,17 +92,32 @@ class Runtime:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._principal_cache: dict[str, tuple[float, Principal | None]] = {}
+        # Rate limits and quotas: in process, or shared through Redis when configured, with a
+        # circuit breaker; while Redis is unreachable each process limits on its own.
+        self._limit_pool: Any = None
+        local = MemoryStorage()
+        self._local_rate = MovingWindowRateLimiter(local)
+        self._local_quota = FixedWindowRateLimiter(local)
         if svc.redis_url:
-            self.limit_storage: Any = RedisStorage(
-                "async+" + svc.redis_url
-                if not svc.redis_url.startswith("async+")
-                else svc.redis_url,
-                key_prefix="nqp-limits",
+            import redis.asyncio as aioredis
+
+            self._limit_pool = aioredis.ConnectionPool.from_url(
+                svc.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5
             )
+            shared = RedisStorage(
+                "async+" + svc.redis_url,
+                implementation="redispy",
+                key_prefix="nqp-limits",
+                wrap_exceptions=True,
+                connection_pool=self._limit_pool,
+            )
+            self.rate_limiter = MovingWindowRateLimiter(shared)
+            self.quota_limiter = FixedWindowRateLimiter(shared)
         else:
-            self.limit_storage = MemoryStorage()
-        self.rate_limiter = MovingWindowRateLimiter(self.limit_storage)
-        self.quota_limiter = FixedWindowRateLimiter(self.limit_storage)
+            self.rate_limiter, self.quota_limiter = self._local_rate, self._local_quota
+        self._limits_breaker = CircuitBreaker(
+            failure_threshold=3, reset_timeout_s=10.0, name="redis-limits"
+        )
         self.cache = TieredCache(
             TTLCache(maxsize=1024, ttl_s=300.0),
             svc.redis_url,
@@ -154,6 +170,8 @@ class Runtime:
                 await self._writer.task
         await self.checkpoint_all()
         await self.cache.aclose()
+        if self._limit_pool is not None:
+            await self._limit_pool.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -249,20 +267,38 @@ class Runtime:
             k: v for k, v in self._principal_cache.items() if v[1] is None or v[1].key_id != key_id
         }
 
+    async def _hit(self, shared: Any, local: Any, item: Any, key: str) -> tuple[bool, float]:
+        """One hit on the shared limiter (or the local one while Redis is down)."""
+        if shared is not local:
+            try:
+                allowed = await self._limits_breaker.call(shared.hit, item, key, timeout_s=1.0)
+                if allowed:
+                    return True, 0.0
+                stats = await self._limits_breaker.call(
+                    shared.get_window_stats, item, key, timeout_s=1.0
+                )
+                return False, stats.reset_time - time.time()
+            except Exception:  # Redis unreachable or breaker open: limit locally meanwhile
+                self.metrics.errors.labels("limits_redis").inc()
+        if await local.hit(item, key):
+            return True, 0.0
+        stats = await local.get_window_stats(item, key)
+        return False, stats.reset_time - time.time()
+
     async def check_limits(self, principal: Principal) -> tuple[bool, float]:
         """(allowed, retry_after_s) under the key's rate limit and daily quota."""
         svc = self.settings.service
         rate = principal.rate_limit_per_s or svc.default_rate_limit_per_s
         item = RateLimitItemPerSecond(max(1, round(rate)))
-        if not await self.rate_limiter.hit(item, principal.key_id):
-            stats = await self.rate_limiter.get_window_stats(item, principal.key_id)
-            return False, max(0.01, stats.reset_time - time.time())
+        ok, wait = await self._hit(self.rate_limiter, self._local_rate, item, principal.key_id)
+        if not ok:
+            return False, max(0.01, wait)
         quota = principal.daily_quota or svc.default_daily_quota
         if quota:
             day = RateLimitItemPerDay(quota)
-            if not await self.quota_limiter.hit(day, principal.key_id):
-                stats = await self.quota_limiter.get_window_stats(day, principal.key_id)
-                return False, max(1.0, stats.reset_time - time.time())
+            ok, wait = await self._hit(self.quota_limiter, self._local_quota, day, principal.key_id)
+            if not ok:
+                return False, max(1.0, wait)
         return True, 0.0
 
     # ------------------------------------------------------------------ processing

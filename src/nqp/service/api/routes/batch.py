@@ -142,6 +142,27 @@ def _reject(index: int, name: str, message: str) -> ApiError:
     return ApiError(422, f"{field}: {message}", field=field)
 
 
+class _Group:
+    """One source's points while a request is planned (python lists; arrays at the end)."""
+
+    __slots__ = ("channels", "starts", "timestamps", "values")
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+        self.values: list[Any] = []  # rows: one sequence of `channels` floats per point
+        self.timestamps: list[float] = []
+        self.starts: list[tuple[int, int]] = []  # (entry index, first point offset)
+
+    def entry_at(self, offset: int) -> int:
+        """The index of the request entry holding this group's point ``offset``."""
+        index = 0
+        for entry, start in self.starts:
+            if start > offset:
+                break
+            index = entry
+        return index
+
+
 def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[SourceBatch]:
     """Validate every entry and group the points by source (first-seen order).
 
@@ -150,62 +171,71 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
     ApiError
         422 naming the first offending field; nothing is changed.
     """
-    svc = runtime.settings.service
     eng = runtime.settings.engine
-    limit = BATCH_POINTS_FACTOR * svc.max_points_per_request
+    limit = BATCH_POINTS_FACTOR * runtime.settings.service.max_points_per_request
     if len(body.data_points) > limit:
         raise ApiError(422, f"At most {limit} data_points per batch.", field="data_points")
     if body.job_id in _RESERVED_JOB_IDS:
         raise ApiError(422, f"job_id {body.job_id!r} is reserved.", field="job_id")
-    values: dict[str, list[np.ndarray]] = {}
-    stamps: dict[str, list[np.ndarray]] = {}
+    groups: dict[str, _Group] = {}
     total = 0
     for i, entry in enumerate(body.data_points):
         if not entry.source.isprintable():
             raise _reject(i, "source", "must be printable characters.")
-        try:
-            arr = np.asarray(entry.data, dtype=np.float64)
-        except ValueError:
-            raise _reject(
-                i, "data", "lists of a multivariate entry must have equal lengths."
-            ) from None
-        if arr.ndim == 0:
-            arr = arr.reshape(1, 1)
-        elif arr.ndim == 1:
-            arr = arr[:, None]
-        n, channels = arr.shape
-        if n == 0 or channels == 0:
+        data = entry.data
+        if isinstance(data, float):
+            rows: list[Any] = [(data,)]
+            channels = 1
+        elif not data:
             raise _reject(i, "data", "must hold at least one point.")
+        elif isinstance(data[0], list):
+            channels = len(data[0])
+            if channels == 0 or any(len(r) != channels for r in data):
+                raise _reject(i, "data", "points must be non-empty lists of equal length.")
+            rows = data
+        else:
+            rows = [(x,) for x in data]
+            channels = 1
         if channels > eng.max_channels:
             raise _reject(i, "data", f"{channels} channels; at most {eng.max_channels}.")
-        if not np.isfinite(arr).all():
-            raise _reject(i, "data", "must be finite numbers (no NaN or inf).")
+        n = len(rows)
         total += n
         if total > limit:
             raise ApiError(422, f"At most {limit} points per batch.", field="data_points")
         ts = entry.timestamp
-        if ts is None:
-            ts_arr = np.full(n, now)
-        elif isinstance(ts, list):
+        if isinstance(ts, list):
             if len(ts) != n:
                 raise _reject(i, "timestamp", f"must be one number or one per point ({n}).")
-            ts_arr = np.asarray(ts, dtype=np.float64)
         else:
-            ts_arr = np.full(n, float(ts))
-        if not np.isfinite(ts_arr).all():
-            raise _reject(i, "timestamp", "must be finite.")
-        previous = stamps.get(entry.source)
-        if (previous and ts_arr[0] < previous[-1][-1]) or np.any(np.diff(ts_arr) < 0):
-            raise _reject(i, "timestamp", "must not decrease within a source.")
-        if entry.source in values and values[entry.source][0].shape[1] != channels:
+            ts = [now if ts is None else ts] * n
+        group = groups.get(entry.source)
+        if group is None:
+            group = groups[entry.source] = _Group(channels)
+        elif group.channels != channels:
             raise _reject(
                 i,
                 "data",
                 f"has {channels} channel(s) but earlier points of source {entry.source!r} "
-                f"have {values[entry.source][0].shape[1]}.",
+                f"have {group.channels}.",
             )
-        values.setdefault(entry.source, []).append(arr)
-        stamps.setdefault(entry.source, []).append(ts_arr)
+        group.starts.append((i, len(group.timestamps)))
+        group.values.extend(rows)
+        group.timestamps.extend(ts)
+    batches = []
+    for source, group in groups.items():
+        values = np.asarray(group.values, dtype=np.float64)
+        stamps = np.asarray(group.timestamps, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        if bad.size:
+            raise _reject(group.entry_at(int(bad[0])), "data", "must be finite (no NaN or inf).")
+        bad = np.flatnonzero(~np.isfinite(stamps))
+        if bad.size:
+            raise _reject(group.entry_at(int(bad[0])), "timestamp", "must be finite.")
+        bad = np.flatnonzero(np.diff(stamps) < 0)
+        if bad.size:
+            at = group.entry_at(int(bad[0]) + 1)
+            raise _reject(at, "timestamp", "must not decrease within a source.")
+        batches.append(SourceBatch(source, values, stamps))
     config = body.config
     if config is not None:
         if config.horizon is not None and config.horizon > eng.max_horizon:
@@ -215,18 +245,15 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
                 field="config.horizon",
             )
         if config.target_channel is not None:
-            for source, arrays in values.items():
-                if config.target_channel >= arrays[0].shape[1]:
+            for b in batches:
+                if config.target_channel >= b.values.shape[1]:
                     raise ApiError(
                         422,
                         f"config.target_channel {config.target_channel} is out of range for "
-                        f"source {source!r} ({arrays[0].shape[1]} channel(s)).",
+                        f"source {b.source!r} ({b.values.shape[1]} channel(s)).",
                         field="config.target_channel",
                     )
-    return [
-        SourceBatch(source, np.concatenate(values[source]), np.concatenate(stamps[source]))
-        for source in values
-    ]
+    return batches
 
 
 def _links(job_id: str) -> dict[str, str]:

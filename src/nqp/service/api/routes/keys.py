@@ -24,7 +24,7 @@ class KeyCreate(BaseModel):
     role: Role = Role.DEVELOPER
     expires_at: datetime | None = None
     rate_limit_per_s: float | None = Field(None, gt=0, le=1_000_000)
-    daily_quota: int | None = Field(None, ge=1)
+    daily_quota: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class KeyPublic(BaseModel):

@@ -1,0 +1,490 @@
+"""HTTP load on loopback: realtime predictions/s and latency of ``nqp serve`` vs a bare ceiling.
+
+Starts ``nqp serve`` (embedded mode: SQLite in a temp data dir, default engine settings,
+both engines on) on a free 127.0.0.1 port, creates a developer key (rate limit lifted so
+the limiter does not cap the run), and drives ``POST /api/v1/process/realtime`` with one
+point per request over ``--sources`` sources round-robin. The same load goes to a *bare*
+FastAPI endpoint (this file, ``--bare-server``: accepts the same JSON body, returns a
+constant prediction-sized JSON, served by uvicorn with the same options) as the HTTP
+ceiling of this machine; the ratio realtime/bare is reported.
+
+Load generator: asyncio, raw HTTP/1.1 keep-alive sockets, one request in flight per
+connection. *Open loop* at a fixed offered rate: request i is due at ``t0 + i / rate``;
+its latency runs from the due time (time queued for a free connection included, so a
+falling-behind server is not hidden, no coordinated omission). *Saturation* is closed
+loop: every connection sends its next request as soon as the previous answer arrives.
+The client's own ceiling is the saturation figure against the bare endpoint.
+
+Client and server share the machine's cores (2 on the dev boxes): every figure carries
+the load average and the server's CPU seconds per request (from /proc). Bounded: each
+phase lasts ``--duration`` seconds, the whole run stops by itself; loopback only.
+
+Prints one JSON line per figure. Run: ``.venv/bin/python bench/load.py [--duration 10]``.
+Profile the server during saturation with ``--profile out.txt`` (needs py-spy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+RATES = (500, 1000, 2000)
+_BARE_RESPONSE = {
+    "prediction_id": "0" * 32,
+    "source": "s",
+    "sequence": 1,
+    "timestamp": 0.0,
+    "direction": "hold",
+    "confidence": 0.5,
+    "magnitude": 0.0,
+    "expected_change": 0.0,
+    "uncertainty": 0.0,
+    "horizon": 1,
+    "time_horizon_ms": 0.0,
+    "warming_up": False,
+    "anomaly_score": 0.0,
+    "neuromorphic_results": {
+        "patterns": dict.fromkeys(("synchronous", "traveling", "standing", "chaotic"), 0.0),
+        "reservoir_state": {"mean": 0.0, "std": 0.0, "max": 0.0, "active_fraction": 0.0},
+        "spike_analysis": {"spike_count": 0, "spike_rate": 0.0, "coherence": 0.0},
+    },
+    "quantum_results": {"energy": 0.0, "entanglement": 0.0, "features": [0.0] * 8},
+    "processing_time_ms": 0.0,
+}
+
+
+# ---------------------------------------------------------------- bare ceiling server
+def _bare_app() -> FastAPI:
+    app = FastAPI()
+    body = orjson.dumps(_BARE_RESPONSE)
+
+    @app.post("/api/v1/process/realtime")
+    async def realtime(request: Request) -> Response:
+        payload = orjson.loads(await request.body())
+        if "source" not in payload:
+            return Response(b'{"error":{}}', status_code=422, media_type="application/json")
+        return Response(body, media_type="application/json")
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
+
+
+def _serve_bare(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(_bare_app(), host="127.0.0.1", port=port, log_config=None, access_log=False)
+
+
+# ---------------------------------------------------------------- process helpers
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/readyz", timeout=1) as r:
+            if r.status == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+def _http_json(method: str, url: str, key: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- load generator
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def request(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+                break
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
+def _request_bytes(port: int, path: str, key: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def _bodies(n_sources: int, n: int) -> list[bytes]:
+    import math
+
+    return [
+        json.dumps(
+            {"source": f"src-{i % n_sources}", "data": [100.0 + math.sin(i / n_sources * 0.7)]}
+        ).encode()
+        for i in range(n)
+    ]
+
+
+async def _run_phase(
+    port: int,
+    path: str,
+    key: str,
+    requests: list[bytes],
+    *,
+    rate: float | None,
+    duration_s: float,
+    connections: int,
+) -> dict[str, Any]:
+    """Offered ``rate`` (open loop) or saturation (``rate=None``, closed loop)."""
+    conns = [_Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(connections)]
+    idle: asyncio.Queue[_Conn] = asyncio.Queue()
+    for c in conns:
+        idle.put_nowait(c)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    n_req = len(requests)
+    start = time.perf_counter()
+    end = start + duration_s
+
+    async def one(i: int, due: float) -> None:
+        conn = await idle.get()
+        try:
+            status = await conn.request(requests[i % n_req])
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            return  # the connection is dropped
+        now = time.perf_counter()
+        idle.put_nowait(conn)
+        if status == 200:
+            latencies.append(now - due)
+        else:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+
+    tasks: list[asyncio.Task[None]] = []
+    if rate is not None:
+        i = 0
+        while True:
+            due = start + i / rate
+            if due >= end:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0.001:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+            i += 1
+    else:
+
+        async def worker(w: int) -> None:
+            i = w
+            while time.perf_counter() < end:
+                await one(i, time.perf_counter())
+                i += connections
+
+        tasks = [asyncio.create_task(worker(w)) for w in range(connections)]
+    # stragglers get at most 10 s more, then count as errors
+    _, pending = await asyncio.wait(tasks, timeout=10.0) if tasks else (set(), set())
+    for t in pending:
+        t.cancel()
+    if pending:
+        errors["unfinished"] = len(pending)
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.writer.close()
+    latencies.sort()
+    n = len(latencies)
+
+    def pct(p: float) -> float | None:
+        return round(latencies[min(n - 1, int(p * n))] * 1000, 2) if n else None
+
+    return {
+        "achieved_per_s": round(n / elapsed, 1),
+        "ok": n,
+        "errors": errors,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1] * 1000, 2) if n else None,
+        "elapsed_s": round(elapsed, 2),
+    }
+
+
+def _phase(target: str, port: int, pid: int, path: str, key: str, reqs, rate, args) -> dict:
+    cpu0 = _cpu_s(pid)
+    res = asyncio.run(
+        _run_phase(
+            port,
+            path,
+            key,
+            reqs,
+            rate=rate,
+            duration_s=args.duration,
+            connections=args.connections,
+        )
+    )
+    cpu = _cpu_s(pid) - cpu0
+    res.update(
+        {
+            "figure": "realtime_load",
+            "target": target,
+            "offered_per_s": rate if rate is not None else "saturation",
+            "loop": "open" if rate is not None else "closed",
+            "connections": args.connections,
+            "server_cpu_ms_per_ok": round(1000 * cpu / res["ok"], 3) if res["ok"] else None,
+            "server_cpu_cores": round(cpu / res["elapsed_s"], 2),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
+        }
+    )
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def _drain(url: str, key: str, timeout_s: float = 60.0) -> None:
+    """Wait until the gateway's micro-batcher queue is empty (no backlog into the next phase)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status, body = _http_json("GET", url + "/api/v1/status", key)
+        if status == 200 and body.get("queue_depth") == 0:
+            return
+        time.sleep(0.25)
+
+
+def _profile(pid: int, out: str, seconds: float) -> subprocess.Popen | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print(json.dumps({"figure": "note", "note": "py-spy not installed; no profile"}))
+        return None
+    fmt = "raw" if out.endswith(".txt") else "flamegraph"
+    cmd = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "-d",
+        str(int(seconds)),
+        "-o",
+        out,
+        "-f",
+        fmt,
+        "-r",
+        "200",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="Seconds per phase.")
+    parser.add_argument("--sources", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rates", type=str, default=",".join(map(str, RATES)))
+    parser.add_argument("--profile", type=str, default=None, help="py-spy output (.txt raw)")
+    parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server is not None:
+        _serve_bare(args.bare_server)
+        return
+    rates = [float(r) for r in args.rates.split(",") if r]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env.pop("NQP_SERVICE__DATABASE_URL", None)
+    env.pop("NQP_SERVICE__REDIS_URL", None)
+    print(
+        json.dumps(
+            {
+                "figure": "machine",
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+                "note": "client and server share these cores",
+            }
+        ),
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="nqp-load-") as tmp:
+        data_dir = Path(tmp) / "data"
+        nqp_port, bare_port = _free_port(), _free_port()
+        log = open(Path(tmp) / "server.log", "w")  # noqa: SIM115
+        servers = [
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "nqp.cli", "serve"),
+                    *("--port", str(nqp_port), "--data-dir", str(data_dir)),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [sys.executable, __file__, "--bare-server", str(bare_port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ),
+        ]
+        try:
+            nqp_url, bare_url = f"http://127.0.0.1:{nqp_port}", f"http://127.0.0.1:{bare_port}"
+            _wait_ready(nqp_url, servers[0])
+            _wait_ready(bare_url, servers[1])
+            admin = (data_dir / "admin.key").read_text().strip()
+            status, created = _http_json(
+                "POST",
+                nqp_url + "/api/v1/keys",
+                admin,
+                {"name": "load", "role": "developer", "rate_limit_per_s": 1_000_000},
+            )
+            assert status == 201, created
+            key = created["key"]
+            path = "/api/v1/process/realtime"
+            n_max = int(max([*rates, 4000.0]) * args.duration * 1.2)
+            bodies = _bodies(args.sources, min(n_max, 200_000))
+            nqp_reqs = [_request_bytes(nqp_port, path, key, b) for b in bodies]
+            bare_reqs = [_request_bytes(bare_port, path, key, b) for b in bodies]
+            # warm-up: every source seen once (first-seen cost out of the measurement)
+            warm = argparse.Namespace(duration=max(3.0, args.sources / 500), connections=16)
+            asyncio.run(
+                _run_phase(
+                    nqp_port,
+                    path,
+                    key,
+                    nqp_reqs[: args.sources],
+                    rate=None,
+                    duration_s=warm.duration,
+                    connections=16,
+                )
+            )
+            results: dict[tuple[str, Any], dict] = {}
+            for target, port, pid, reqs in (
+                ("bare", bare_port, servers[1].pid, bare_reqs),
+                ("nqp", nqp_port, servers[0].pid, nqp_reqs),
+            ):
+                spy = None
+                for rate in [*rates, None]:
+                    if rate is None and target == "nqp" and args.profile:
+                        spy = _profile(pid, args.profile, args.duration - 1)
+                    results[(target, rate)] = _phase(target, port, pid, path, key, reqs, rate, args)
+                    if target == "nqp":
+                        _drain(nqp_url, key)
+                    time.sleep(1.0)
+                if spy is not None:
+                    spy.wait(timeout=60)
+            for rate in [*rates, None]:
+                b, n = results[("bare", rate)], results[("nqp", rate)]
+                ok = n["p95_ms"] is not None and n["p95_ms"] < 50 and (n["p99_ms"] or 1e9) < 100
+                print(
+                    json.dumps(
+                        {
+                            "figure": "realtime_vs_bare",
+                            "offered_per_s": rate if rate is not None else "saturation",
+                            "nqp_per_s": n["achieved_per_s"],
+                            "bare_per_s": b["achieved_per_s"],
+                            "ratio": round(n["achieved_per_s"] / b["achieved_per_s"], 3)
+                            if b["achieved_per_s"]
+                            else None,
+                            "meets_latency_target": ok,
+                        }
+                    ),
+                    flush=True,
+                )
+            _batch(nqp_url, key, args)
+        finally:
+            for proc in servers:
+                proc.terminate()
+            for proc in servers:
+                try:
+                    proc.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            log.close()
+
+
+def _batch(url: str, key: str, args: argparse.Namespace) -> None:
+    with urllib.request.urlopen(url + "/openapi.json", timeout=10) as r:
+        paths = json.loads(r.read())["paths"]
+    if "/api/v1/process/batch" not in paths:
+        print(
+            json.dumps(
+                {"figure": "batch", "note": "POST /api/v1/process/batch not served; skipped"}
+            ),
+            flush=True,
+        )
+        return
+    n_points, n_sources = 50_000, min(args.sources, 1000)
+    points = [
+        {"source": f"b-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]} for i in range(n_points)
+    ]
+    start = time.perf_counter()
+    status, job = _http_json("POST", url + "/api/v1/process/batch", key, {"data_points": points})
+    if status != 202:
+        print(json.dumps({"figure": "batch", "error": status, "body": str(job)[:300]}))
+        return
+    job_id = job.get("job_id") or job.get("id")
+    deadline = start + 120
+    state: Any = None
+    while time.perf_counter() < deadline:
+        _, state = _http_json("GET", f"{url}/api/v1/jobs/{job_id}", key)
+        if isinstance(state, dict) and state.get("status") in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    took = time.perf_counter() - start
+    print(
+        json.dumps(
+            {
+                "figure": "batch",
+                "points": n_points,
+                "sources": n_sources,
+                "status": state.get("status") if isinstance(state, dict) else None,
+                "seconds": round(took, 3),
+                "points_per_s": round(n_points / took, 1),
+                "loadavg_1m": round(os.getloadavg()[0], 2),
+            }
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
