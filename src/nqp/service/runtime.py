@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -454,24 +453,42 @@ class Runtime:
     async def _checkpoint_loop(self) -> None:
         while True:
             await asyncio.sleep(_CHECKPOINT_EVERY_S)
-            await self.checkpoint_all(only_dirty=True)
+            try:
+                await self.checkpoint_all(only_dirty=True)
+            except Exception:  # storage trouble must not stop the loop: log, retry later
+                self.metrics.errors.labels("checkpoint").inc()
+                log.exception("periodic checkpoint failed")
 
     async def checkpoint_all(self, *, only_dirty: bool = False) -> int:
-        """Save platform state of (dirty) sources to the database; returns how many."""
-        sources: Iterable[str] = list(self._dirty) if only_dirty else self.platform.sources()
-        saved = 0
-        for internal in sources:
-            try:
-                data = await asyncio.to_thread(self.platform.checkpoint, internal)
-            except ValueError:
-                continue
-            tenant_id, source = public_source(internal)
+        """Save the platform state of (dirty) sources to the database; returns how many.
+
+        All checkpoints are made in one worker-thread call and stored in one transaction.
+        """
+        sources = list(self._dirty) if only_dirty else self.platform.sources()
+        if not sources:
+            return 0
+        self._dirty.difference_update(sources)  # points arriving meanwhile re-mark them
+
+        def dump() -> dict[str, bytes]:
+            blobs = {}
+            for internal in sources:
+                with contextlib.suppress(ValueError):  # erased meanwhile
+                    blobs[internal] = self.platform.checkpoint(internal)
+            return blobs
+
+        blobs = await asyncio.to_thread(dump)
+        try:
             async with self.sessions() as session:
-                await store.save_checkpoint(session, tenant_id=tenant_id, source=source, data=data)
+                for internal, data in blobs.items():
+                    tenant_id, source = public_source(internal)
+                    await store.save_checkpoint(
+                        session, tenant_id=tenant_id, source=source, data=data
+                    )
                 await session.commit()
-            self._dirty.discard(internal)
-            saved += 1
-        return saved
+        except Exception:
+            self._dirty.update(blobs)  # try again next time
+            raise
+        return len(blobs)
 
     async def erase_source(self, tenant_id: str, source: str) -> bool:
         """Erase a source's state, predictions, checkpoint and jobs."""
