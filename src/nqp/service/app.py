@@ -21,6 +21,7 @@ from nqp import __version__
 from nqp.config import Settings
 from nqp.service.api.routes import (
     auth,
+    batch,
     health,
     keys,
     optimize,
@@ -30,6 +31,7 @@ from nqp.service.api.routes import (
     validation,
     ws,
 )
+from nqp.service.api.routes import config as config_routes
 from nqp.service.errors import error_body, install_error_handlers
 from nqp.service.responses import JSONBytes, dumps
 from nqp.service.runtime import Runtime
@@ -157,7 +159,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, auth, keys, process, predictions, sources, optimize, validation, ws):
+    for module in (
+        health,
+        auth,
+        keys,
+        process,
+        batch,
+        predictions,
+        sources,
+        config_routes,
+        optimize,
+        validation,
+        ws,
+    ):
         app.include_router(module.router)
     app.add_middleware(_BodyLimit, limit=settings.service.max_body_bytes)
     app.add_middleware(_Observe, runtime_getter=lambda: app.state.runtime)

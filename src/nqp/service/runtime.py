@@ -151,12 +151,12 @@ class Runtime:
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Drain: stop accepting, finish in-flight work, flush predictions, checkpoint."""
         self.ready = False
-        with contextlib.suppress(Exception):
-            await self.batcher.drain(timeout_s)
-        if self._background:
+        if self._background:  # running jobs first: they still need the batcher
             _, pending = await asyncio.wait(set(self._background), timeout=timeout_s)
             for task in pending:
                 task.cancel()
+        with contextlib.suppress(Exception):
+            await self.batcher.drain(timeout_s)
         for task in (self._checkpoint_task, self._retention_task):
             if task is not None:
                 task.cancel()

@@ -46,6 +46,7 @@ __all__ = [
 router = APIRouter(prefix="/api/v1", tags=["batch"])
 
 BATCH_POINTS_FACTOR = 10
+_MAX_ABS_VALUE = 1e100  # the engine's bound on |value| (nqp.engine.platform), checked up front
 _RESERVED_JOB_IDS = {"callback-secret"}
 
 
@@ -228,6 +229,10 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad.size:
             raise _reject(group.entry_at(int(bad[0])), "data", "must be finite (no NaN or inf).")
+        bad = np.flatnonzero((np.abs(values) > _MAX_ABS_VALUE).any(axis=1))
+        if bad.size:
+            at = group.entry_at(int(bad[0]))
+            raise _reject(at, "data", f"has a value beyond ±{_MAX_ABS_VALUE:g}; rescale it.")
         bad = np.flatnonzero(~np.isfinite(stamps))
         if bad.size:
             raise _reject(group.entry_at(int(bad[0])), "timestamp", "must be finite.")
