@@ -38,8 +38,11 @@ test: lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-bench
+	$(PY) bench/encoding.py
 	$(PY) bench/neuromorphic.py
 	$(PY) bench/quantum.py
+	$(PY) bench/annealing.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
