@@ -48,3 +48,40 @@ def admin_key(client) -> str:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def new_key(client: TestClient, admin_key: str, role: str = "developer", **extra) -> str:
+    """A fresh key of ``role`` in the admin's tenant, through the API."""
+    r = client.post(
+        "/api/v1/keys", json={"name": f"k-{role}", "role": role, **extra}, headers=auth(admin_key)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["key"]
+
+
+def second_tenant_admin(client: TestClient, name: str = "other") -> str:
+    """An admin key of another tenant, created directly in the store."""
+    from nqp import store
+    from nqp.service.security import generate_key, hash_key
+
+    runtime = client.app.state.runtime
+
+    async def go() -> str:
+        async with runtime.sessions() as session:
+            tenant = await store.get_or_create_tenant(session, name=name)
+            key = generate_key()
+            await store.create_key(
+                session,
+                tenant_id=tenant.id,
+                name=f"{name}-admin",
+                role="admin",
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                expires_at=None,
+                rate_limit_per_s=None,
+                daily_quota=None,
+            )
+            await session.commit()
+        return key
+
+    return client.portal.call(go)

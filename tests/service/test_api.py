@@ -8,43 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from nqp import store
-from nqp.service.security import generate_key, hash_key
-
-from .conftest import auth
-
-
-def _new_key(client, admin_key, role="developer", **extra) -> str:
-    r = client.post(
-        "/api/v1/keys", json={"name": f"k-{role}", "role": role, **extra}, headers=auth(admin_key)
-    )
-    assert r.status_code == 201, r.text
-    return r.json()["key"]
-
-
-def _second_tenant_admin(client) -> str:
-    """Create another tenant with an admin key directly in the store."""
-    runtime = client.app.state.runtime
-
-    async def go() -> str:
-        async with runtime.sessions() as session:
-            tenant = await store.get_or_create_tenant(session, name="other")
-            key = generate_key()
-            await store.create_key(
-                session,
-                tenant_id=tenant.id,
-                name="other-admin",
-                role="admin",
-                key_hash=hash_key(key),
-                prefix=key[:8],
-                expires_at=None,
-                rate_limit_per_s=None,
-                daily_quota=None,
-            )
-            await session.commit()
-        return key
-
-    return client.portal.call(go)
+from .conftest import auth, new_key, second_tenant_admin
 
 
 def test_bootstrap_key_file_is_private(client, admin_key):
@@ -71,7 +35,7 @@ def test_errors_have_one_shape(client, admin_key):
 
 
 def test_realtime_prediction_and_validation(client, admin_key):
-    dev = _new_key(client, admin_key)
+    dev = new_key(client, admin_key)
     r = client.post(
         "/api/v1/process/realtime",
         json={"source": "s1", "data": [1.0, 1.5, 1.2], "timestamp": [1.0, 2.0, 3.0]},
@@ -102,8 +66,8 @@ def test_realtime_prediction_and_validation(client, admin_key):
 
 
 def test_roles(client, admin_key):
-    viewer = _new_key(client, admin_key, role="viewer")
-    dev = _new_key(client, admin_key, role="developer")
+    viewer = new_key(client, admin_key, role="viewer")
+    dev = new_key(client, admin_key, role="developer")
     point = {"source": "r", "data": [1.0]}
     assert (
         client.post("/api/v1/process/realtime", json=point, headers=auth(viewer)).status_code == 403
@@ -115,7 +79,7 @@ def test_roles(client, admin_key):
 
 
 def test_tokens_and_revocation(client, admin_key):
-    dev = _new_key(client, admin_key)
+    dev = new_key(client, admin_key)
     token = client.post("/api/v1/auth/token", headers=auth(dev)).json()["access_token"]
     assert client.get("/api/v1/status", headers=auth(token)).status_code == 200
     key_id = next(
@@ -132,7 +96,7 @@ def test_tokens_and_revocation(client, admin_key):
 
 
 def test_tenants_never_see_each_other(client, admin_key):
-    other = _second_tenant_admin(client)
+    other = second_tenant_admin(client)
     mine = {"source": "shared-name", "data": [1.0, 2.0, 3.0], "timestamp": [1.0, 2.0, 3.0]}
     assert (
         client.post("/api/v1/process/realtime", json=mine, headers=auth(admin_key)).status_code
@@ -251,7 +215,7 @@ def test_metrics(client, admin_key):
 
 
 def test_websocket_live_predictions_with_filters(client, admin_key):
-    other = _second_tenant_admin(client)
+    other = second_tenant_admin(client)
     with client.websocket_connect(f"/ws/predictions?token={admin_key}") as ws:
         ws.send_json(
             {"type": "subscription", "sources": ["live"], "filters": {"directions": ["hold"]}}

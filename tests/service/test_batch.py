@@ -14,14 +14,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from nqp import store
 from nqp.engine import Platform, ProcessItem
 from nqp.service.api.routes import batch as batch_routes
 from nqp.service.app import create_app
 from nqp.service.jobs import CallbackSender, JobRunner, callback_url_problem
-from nqp.service.security import generate_key, hash_key
 
-from .conftest import auth, make_settings
+from .conftest import auth, make_settings, second_tenant_admin
 
 
 @pytest.fixture
@@ -81,30 +79,6 @@ def _key(client, admin_key: str, role: str) -> str:
     r = client.post("/api/v1/keys", json={"name": role, "role": role}, headers=auth(admin_key))
     assert r.status_code == 201, r.text
     return r.json()["key"]
-
-
-def _second_tenant_admin(client) -> str:
-    runtime = client.app.state.runtime
-
-    async def go() -> str:
-        async with runtime.sessions() as session:
-            tenant = await store.get_or_create_tenant(session, name="other")
-            key = generate_key()
-            await store.create_key(
-                session,
-                tenant_id=tenant.id,
-                name="other-admin",
-                role="admin",
-                key_hash=hash_key(key),
-                prefix=key[:8],
-                expires_at=None,
-                rate_limit_per_s=None,
-                daily_quota=None,
-            )
-            await session.commit()
-        return key
-
-    return client.portal.call(go)
 
 
 def _tenant(client, key: str) -> str:
@@ -207,7 +181,7 @@ def test_job_lifecycle_matches_realtime_processing(client, admin_key):
 
 
 def test_job_ids_duplicates_and_tenant_isolation(client, admin_key):
-    other = _second_tenant_admin(client)
+    other = second_tenant_admin(client)
     body = {"job_id": "nightly", "data_points": [{"source": "s", "data": [1.0, 2.0]}]}
     assert (
         client.post("/api/v1/process/batch", json=body, headers=auth(admin_key)).status_code == 202
@@ -353,7 +327,7 @@ def test_callback_signed_retried_and_recorded(client, admin_key):
     assert r.status_code == 200
     secret = r.json()["secret"]
     other_secret = client.get(
-        "/api/v1/jobs/callback-secret", headers=auth(_second_tenant_admin(client))
+        "/api/v1/jobs/callback-secret", headers=auth(second_tenant_admin(client))
     ).json()["secret"]
     assert other_secret != secret
 

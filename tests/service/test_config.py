@@ -11,9 +11,8 @@ from nqp import store
 from nqp.config import EngineSettings, NeuromorphicSettings, QuantumSettings
 from nqp.service.api.routes import config as config_routes
 from nqp.service.app import create_app
-from nqp.service.security import generate_key, hash_key
 
-from .conftest import auth, make_settings
+from .conftest import auth, make_settings, second_tenant_admin
 
 
 @pytest.fixture
@@ -28,30 +27,6 @@ def _key(client, admin_key: str, role: str) -> str:
     r = client.post("/api/v1/keys", json={"name": role, "role": role}, headers=auth(admin_key))
     assert r.status_code == 201, r.text
     return r.json()["key"]
-
-
-def _second_tenant_admin(client) -> str:
-    runtime = client.app.state.runtime
-
-    async def go() -> str:
-        async with runtime.sessions() as session:
-            tenant = await store.get_or_create_tenant(session, name="other")
-            key = generate_key()
-            await store.create_key(
-                session,
-                tenant_id=tenant.id,
-                name="other-admin",
-                role="admin",
-                key_hash=hash_key(key),
-                prefix=key[:8],
-                expires_at=None,
-                rate_limit_per_s=None,
-                daily_quota=None,
-            )
-            await session.commit()
-        return key
-
-    return client.portal.call(go)
 
 
 def _events(client, admin_key: str, action: str) -> list:
@@ -184,7 +159,7 @@ def test_roles_viewers_read_admins_write(client, admin_key):
 
 
 def test_tenants_are_isolated(client, admin_key):
-    other = _second_tenant_admin(client)
+    other = second_tenant_admin(client)
     mine = client.put(
         "/api/v1/config/neuromorphic", json={"n_neurons": 99}, headers=auth(admin_key)
     )

@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from nqp.service.api.routes import optimize
 from nqp.service.app import create_app
 
-from .conftest import auth, make_settings
-from .test_api import _new_key
+from .conftest import auth, make_settings, new_key, second_tenant_admin
 
 
 @pytest.fixture
@@ -27,7 +26,7 @@ def client(tmp_path, database_url) -> Iterator[TestClient]:
 
 @pytest.fixture
 def dev(client, admin_key) -> dict[str, str]:
-    return auth(_new_key(client, admin_key, role="developer"))
+    return auth(new_key(client, admin_key, role="developer"))
 
 
 def _post(client, kind: str, body: dict, headers: dict) -> dict:
@@ -162,11 +161,10 @@ def test_identical_request_is_cached_and_seed_matters(client, dev):
 
 
 def test_cache_is_per_tenant(client, admin_key, dev):
-    from .test_api import _second_tenant_admin
 
     body = {"n": 3, "edges": [[0, 1], [1, 2]]}
     assert _post(client, "maxcut", body, dev)["cached"] is False
-    other = auth(_second_tenant_admin(client))
+    other = auth(second_tenant_admin(client))
     assert _post(client, "maxcut", body, other)["cached"] is False
     assert _post(client, "maxcut", body, dev)["cached"] is True
 
@@ -215,8 +213,8 @@ def test_invalid_bodies_name_the_field(client, dev):
 
 
 def test_roles_viewer_forbidden(client, admin_key):
-    viewer = auth(_new_key(client, admin_key, role="viewer"))
-    dev = auth(_new_key(client, admin_key, role="developer"))
+    viewer = auth(new_key(client, admin_key, role="viewer"))
+    dev = auth(new_key(client, admin_key, role="developer"))
     body = {"n": 2, "edges": [[0, 1, 1.0]]}
     assert client.post("/api/v1/optimize/maxcut", json=body, headers=viewer).status_code == 403
     q = {"Q": [[1.0]]}

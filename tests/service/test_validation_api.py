@@ -15,8 +15,7 @@ from nqp import store
 from nqp.service.api.routes import validation
 from nqp.service.app import create_app
 
-from .conftest import SMALL_ENGINE, auth, make_settings
-from .test_api import _new_key, _second_tenant_admin
+from .conftest import SMALL_ENGINE, auth, make_settings, new_key, second_tenant_admin
 
 RUNS = "/api/v1/validation/runs"
 
@@ -32,7 +31,7 @@ def client(tmp_path, database_url) -> Iterator[TestClient]:
 
 @pytest.fixture
 def dev(client, admin_key) -> dict[str, str]:
-    return auth(_new_key(client, admin_key, role="developer"))
+    return auth(new_key(client, admin_key, role="developer"))
 
 
 def _wait(client, run_id: str, headers: dict, limit_s: float = 240.0) -> dict:
@@ -91,10 +90,10 @@ def test_dataset_run_summary_report_and_isolation(client, admin_key, dev):
     assert "data:image/png;base64," in page.text
     assert 'src="reliability.png"' not in page.text
 
-    viewer = auth(_new_key(client, admin_key, role="viewer"))
+    viewer = auth(new_key(client, admin_key, role="viewer"))
     assert client.get(f"{RUNS}/{run_id}", headers=viewer).json()["summary"] == s
     assert client.post(RUNS, json={"dataset": "lorenz"}, headers=viewer).status_code == 403
-    other = auth(_second_tenant_admin(client))
+    other = auth(second_tenant_admin(client))
     assert client.get(f"{RUNS}/{run_id}", headers=other).status_code == 404
     assert client.get(f"{RUNS}/{run_id}/report", headers=other).status_code == 404
     assert client.get(f"{RUNS}/{'0' * 32}", headers=dev).status_code == 404
