@@ -131,6 +131,12 @@ class ServiceSettings(BaseModel):
     batch_max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     queue_max: int = Field(10_000, ge=1, description="Realtime requests waiting at most.")
     retention_days: float | None = Field(30.0, gt=0, description="Prediction retention.")
+    checkpoint_interval_s: float = Field(
+        300.0,
+        ge=1.0,
+        description="Seconds between checkpoints of changed sources (also on erase and SIGTERM); "
+        "a source's state is ~100 KB with the default engine.",
+    )
     callback_allowed_hosts: list[str] = Field(
         default_factory=list, description="Hosts batch callbacks may be posted to."
     )

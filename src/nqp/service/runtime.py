@@ -39,7 +39,6 @@ __all__ = ["Runtime", "internal_source", "public_source"]
 
 log = logging.getLogger("nqp.service")
 
-_CHECKPOINT_EVERY_S = 60.0
 _RETENTION_EVERY_S = 3600.0
 _WRITER_FLUSH_S = 0.02
 _WRITER_BATCH = 1000
@@ -452,7 +451,7 @@ class Runtime:
     # ------------------------------------------------------------------ checkpoints
     async def _checkpoint_loop(self) -> None:
         while True:
-            await asyncio.sleep(_CHECKPOINT_EVERY_S)
+            await asyncio.sleep(self.settings.service.checkpoint_interval_s)
             try:
                 await self.checkpoint_all(only_dirty=True)
             except Exception:  # storage trouble must not stop the loop: log, retry later
