@@ -466,7 +466,7 @@ def _batch(url: str, key: str, args: argparse.Namespace) -> None:
     state: Any = None
     while time.perf_counter() < deadline:
         _, state = _http_json("GET", f"{url}/api/v1/jobs/{job_id}", key)
-        if isinstance(state, dict) and state.get("status") in ("completed", "failed"):
+        if isinstance(state, dict) and state.get("status") in ("succeeded", "failed"):
             break
         time.sleep(0.1)
     took = time.perf_counter() - start
