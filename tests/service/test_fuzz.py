@@ -126,17 +126,8 @@ def test_fuzz_unauthenticated_is_rejected_without_server_errors(fuzzed: Fuzzed) 
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "OpenAPI does not describe every response yet: "
-        "401/403/404/409/429 are undocumented; 422 is documented as HTTPValidationError "
-        "({detail}) but the body is {error}; text/csv of GET /api/v1/predictions is "
-        "undocumented. Remove this mark when the schema is fixed."
-    ),
-)
 def test_responses_conform_to_schema(fuzzed: Fuzzed) -> None:
+    """Status codes, media types and bodies match the OpenAPI document (errors: ErrorBody)."""
     conformance = [
         openapi_checks.status_code_conformance,
         openapi_checks.content_type_conformance,

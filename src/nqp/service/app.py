@@ -32,7 +32,7 @@ from nqp.service.api.routes import (
     ws,
 )
 from nqp.service.api.routes import config as config_routes
-from nqp.service.errors import error_body, install_error_handlers
+from nqp.service.errors import ERROR_RESPONSES, error_body, install_error_handlers
 from nqp.service.responses import JSONBytes, dumps
 from nqp.service.runtime import Runtime
 
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         default_response_class=JSONBytes,
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

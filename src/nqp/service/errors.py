@@ -10,12 +10,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nqp.exceptions import InvalidInputError, InvalidParameterError
 from nqp.service.responses import JSONBytes
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "error_body", "install_error_handlers"]
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -31,6 +32,34 @@ _STATUS_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable error code, e.g. invalid_request.")
+    message: str
+    field: str | None = Field(None, description="The request field at fault, when one is.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        401: "Missing, invalid, revoked or expired credentials.",
+        403: "The key's role does not allow this.",
+        404: "Not found in the caller's tenant.",
+        409: "Conflicts with existing state (duplicate id, limits).",
+        413: "Body too large.",
+        422: "Invalid request; `field` names the culprit.",
+        429: "Rate limit, quota or queue full; see Retry-After.",
+        503: "Draining or not ready; see Retry-After.",
+    }.items()
+}
+"""Documented on every operation (OpenAPI): errors always have the :class:`ErrorBody` shape."""
 
 
 class ApiError(Exception):

@@ -34,7 +34,15 @@ _CSV_FIELDS = [
 ]
 
 
-@router.get("")
+@router.get(
+    "",
+    responses={
+        200: {
+            "description": "JSON page ({predictions, next_cursor}) or, with format=csv, CSV.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def list_predictions(
     principal: CurrentKey,
     session: SessionDep,

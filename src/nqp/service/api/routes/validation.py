@@ -42,9 +42,12 @@ from nqp.datasets import Dataset, available_datasets, load_dataset
 from nqp.exceptions import NQPError
 from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDep
 from nqp.service.api.routes.optimize import AdmissionGate
-from nqp.service.errors import ApiError
+from nqp.service.errors import ERROR_RESPONSES, ApiError
 from nqp.service.runtime import Runtime
 from nqp.validation import VARIANTS, summarise, walk_forward, write_report
+
+# errors of the HTML route are still JSON ({error: ...}), whatever its success media type
+ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 __all__ = [
     "GENERATED_DATASETS",
@@ -429,7 +432,14 @@ def _report_html(folder: Path, result: dict[str, Any]) -> str:
     return _IMG.sub(inline, text)
 
 
-@router.get("/runs/{run_id}/report", response_class=HTMLResponse)
+@router.get(
+    "/runs/{run_id}/report",
+    response_class=HTMLResponse,
+    responses={
+        status: {**spec, "content": {"application/json": {"schema": ERROR_SCHEMA_REF}}}
+        for status, spec in ERROR_RESPONSES.items()
+    },
+)
 async def get_report(
     run_id: str, principal: CurrentKey, runtime: RuntimeDep, session: SessionDep
 ) -> HTMLResponse:
