@@ -163,3 +163,39 @@ async def test_validation_run_lifecycle_and_scoping(session, sessionmaker, tenan
         session, tenant_id=a, run_id=run_id, status="failed", error="diverged", result=None
     )
     assert (failed.error, failed.result) == ("diverged", None)
+
+
+async def test_fail_unfinished_closes_only_in_flight_work_created_before(session, tenants):
+    from datetime import timedelta
+
+    from nqp.store import (
+        create_job,
+        create_validation_run,
+        fail_unfinished,
+        get_job,
+        get_validation_run,
+        update_job,
+    )
+    from nqp.store.models import utcnow
+
+    a, _ = tenants
+    queued = await create_job(session, tenant_id=a, request={}, sources=["s"])
+    running = await create_job(session, tenant_id=a, request={}, sources=["s"])
+    done = await create_job(session, tenant_id=a, request={}, sources=["s"])
+    run = await create_validation_run(session, tenant_id=a, request={})
+    await update_job(session, tenant_id=a, job_id=running.id, status="running")
+    await update_job(session, tenant_id=a, job_id=done.id, status="succeeded", result={})
+    await session.commit()
+    later = utcnow() + timedelta(seconds=1)
+    assert await fail_unfinished(
+        session, started_before=utcnow() - timedelta(days=1), error="x"
+    ) == (0, 0)
+    assert await fail_unfinished(session, started_before=later, error="interrupted") == (2, 1)
+    await session.commit()
+    session.expunge_all()  # a bulk UPDATE does not refresh objects already loaded
+    for job_id in (queued.id, running.id):
+        job = await get_job(session, tenant_id=a, job_id=job_id)
+        assert (job.status, job.error) == ("failed", "interrupted")
+        assert job.finished_at is not None
+    assert (await get_job(session, tenant_id=a, job_id=done.id)).status == "succeeded"
+    assert (await get_validation_run(session, tenant_id=a, run_id=run.id)).status == "failed"

@@ -142,6 +142,16 @@ class Runtime:
         self.sessions = store.make_sessionmaker(self.engine)
         self.jwt_secret = self._load_secret()
         await self._bootstrap_admin()
+        # embedded mode: this process is the only gateway, so unfinished work is orphaned
+        async with self.sessions() as session:
+            jobs, runs = await store.fail_unfinished(
+                session,
+                started_before=datetime.fromtimestamp(self.started_at, tz=UTC),
+                error="interrupted: the server stopped before it finished",
+            )
+            await session.commit()
+        if jobs or runs:
+            log.info("closed %d interrupted job(s) and %d validation run(s)", jobs, runs)
         self.batcher.start()
         self._writer.task = asyncio.create_task(self._write_loop(), name="nqp-prediction-writer")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="nqp-checkpoints")

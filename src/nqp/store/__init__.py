@@ -51,6 +51,7 @@ from nqp.store.jobs import (
     create_job,
     delete_jobs_before,
     delete_jobs_for_source,
+    fail_unfinished,
     get_job,
     update_job,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "delete_jobs_for_source",
     "delete_predictions",
     "delete_predictions_before",
+    "fail_unfinished",
     "get_config",
     "get_job",
     "get_key",

@@ -11,18 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nqp.store._dialect import upsert_insert
 from nqp.store.errors import DuplicateError
-from nqp.store.models import RUN_STATUSES, Job, new_id, utcnow
+from nqp.store.models import RUN_STATUSES, Job, ValidationRun, new_id, utcnow
 
 __all__ = [
     "create_job",
     "delete_jobs_before",
     "delete_jobs_for_source",
+    "fail_unfinished",
     "get_job",
     "update_job",
 ]
@@ -153,3 +154,25 @@ async def delete_jobs_before(session: AsyncSession, *, cutoff: datetime) -> int:
         delete(Job).where(Job.created_at < cutoff).execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def fail_unfinished(
+    session: AsyncSession, *, started_before: datetime, error: str
+) -> tuple[int, int]:
+    """Mark queued/running jobs and validation runs created before ``started_before`` failed.
+
+    Called when an embedded gateway starts: work that was in flight when the previous
+    process died can never finish (only a request summary is stored), so it is closed with
+    ``error`` instead of staying "running" forever. Returns (jobs, validation runs) closed.
+    """
+    now = utcnow()
+    counts = []
+    for model in (Job, ValidationRun):
+        result = await session.execute(
+            update(model)
+            .where(model.status.in_(("queued", "running")), model.created_at < started_before)
+            .values(status="failed", error=error, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        counts.append(int(result.rowcount))  # type: ignore[attr-defined]
+    return counts[0], counts[1]
