@@ -38,10 +38,11 @@ from nqp.types import (
     SpikeAnalysis,
 )
 
-__all__ = ["Platform", "ProcessItem", "SourceSummary"]
+__all__ = ["MAX_ABS_VALUE", "Platform", "ProcessItem", "SourceSummary"]
 
 _MAX_SOURCE_LEN = 200
-_MAX_ABS_VALUE = 1e100  # beyond this, running sums of squares would overflow float64
+MAX_ABS_VALUE = 1e100
+"""Largest |value| accepted: beyond it running sums of squares would overflow float64."""
 _DIRECTIONS = {1: Direction.UP, -1: Direction.DOWN, 0: Direction.HOLD}
 _SYNC = KINDS.index("synchronous")
 
@@ -299,11 +300,11 @@ class Platform:
             raise InvalidInputError(
                 f"{where} contains a non-finite value (NaN or inf) at point {i}, channel {j}."
             )
-        huge = np.abs(arr) > _MAX_ABS_VALUE
+        huge = np.abs(arr) > MAX_ABS_VALUE
         if huge.any():
             i, j = (int(v) for v in np.argwhere(huge)[0])
             raise InvalidInputError(
-                f"{where} has a value beyond ±{_MAX_ABS_VALUE:g} at point {i}, channel {j} "
+                f"{where} has a value beyond ±{MAX_ABS_VALUE:g} at point {i}, channel {j} "
                 "(rescale the series)."
             )
         return arr

@@ -255,6 +255,40 @@ def _per_site(value: float | ArrayLike, length: int, name: str) -> NDArray[np.fl
     return arr
 
 
+def _tfim_diagonal_and_fields(
+    owner: str,
+    n_qubits: int,
+    coupling: float | ArrayLike,
+    field: float | ArrayLike,
+    longitudinal: float | ArrayLike,
+    periodic: bool,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Checked TFIM parameters: the diagonal ``-Σ J Z Z - Σ g Z`` of shape (2**n,) and ``h``."""
+    _check_n_qubits(owner, n_qubits)
+    if not isinstance(periodic, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"The 'periodic' parameter of {owner} must be a bool. Got {periodic!r} instead."
+        )
+    if periodic and n_qubits < 3:
+        raise InvalidParameterError(
+            f"The 'periodic' parameter of {owner} needs n_qubits >= 3 "
+            f"(got n_qubits={n_qubits}): on 2 qubits the wrap-around bond repeats bond 0."
+        )
+    n = n_qubits
+    n_bonds = n if periodic else n - 1
+    J = _per_site(coupling, n_bonds, "coupling")
+    h = _per_site(field, n, "field")
+    g = _per_site(longitudinal, n, "longitudinal")
+    diag = np.zeros(1 << n)
+    for i in range(n_bonds):
+        if J[i] != 0.0:
+            diag -= J[i] * (_spin(n, i) * _spin(n, (i + 1) % n))
+    for i in range(n):
+        if g[i] != 0.0:
+            diag -= g[i] * _spin(n, i)
+    return diag, h
+
+
 def transverse_field_ising(
     n_qubits: int,
     *,
@@ -300,30 +334,10 @@ def transverse_field_ising(
     >>> np.round(np.linalg.eigvalsh(H.toarray()), 6)   # ±sqrt(J² + 4h²) and ±J
     array([-1.414214, -1.      ,  1.      ,  1.414214])
     """
-    _check_n_qubits("transverse_field_ising", n_qubits)
-    if not isinstance(periodic, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"The 'periodic' parameter of transverse_field_ising must be a bool. "
-            f"Got {periodic!r} instead."
-        )
-    if periodic and n_qubits < 3:
-        raise InvalidParameterError(
-            f"The 'periodic' parameter of transverse_field_ising needs n_qubits >= 3 "
-            f"(got n_qubits={n_qubits}): on 2 qubits the wrap-around bond repeats bond 0."
-        )
     n = n_qubits
-    n_bonds = n if periodic else n - 1
-    J = _per_site(coupling, n_bonds, "coupling")
-    h = _per_site(field, n, "field")
-    g = _per_site(longitudinal, n, "longitudinal")
-
-    diag = np.zeros(1 << n)
-    for i in range(n_bonds):
-        if J[i] != 0.0:
-            diag -= J[i] * (_spin(n, i) * _spin(n, (i + 1) % n))
-    for i in range(n):
-        if g[i] != 0.0:
-            diag -= g[i] * _spin(n, i)
+    diag, h = _tfim_diagonal_and_fields(
+        "transverse_field_ising", n_qubits, coupling, field, longitudinal, periodic
+    )
     # diagonal (flip mask 0) from the vector, one constant -h_i per single-bit flip
     active = [i for i in range(n) if h[i] != 0.0]
     has_diag = bool(np.any(diag != 0.0))
@@ -604,29 +618,10 @@ def transverse_field_ising_operator(
     >>> bool(np.allclose(op @ np.arange(8.0), H @ np.arange(8.0)))
     True
     """
-    _check_n_qubits("transverse_field_ising_operator", n_qubits)
-    if not isinstance(periodic, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"The 'periodic' parameter of transverse_field_ising_operator must be a bool. "
-            f"Got {periodic!r} instead."
-        )
-    if periodic and n_qubits < 3:
-        raise InvalidParameterError(
-            f"The 'periodic' parameter of transverse_field_ising_operator needs n_qubits >= 3 "
-            f"(got n_qubits={n_qubits}): on 2 qubits the wrap-around bond repeats bond 0."
-        )
     n = n_qubits
-    n_bonds = n if periodic else n - 1
-    J = _per_site(coupling, n_bonds, "coupling")
-    h = _per_site(field, n, "field")
-    g = _per_site(longitudinal, n, "longitudinal")
-    diag = np.zeros(1 << n)
-    for i in range(n_bonds):
-        if J[i] != 0.0:
-            diag -= J[i] * (_spin(n, i) * _spin(n, (i + 1) % n))
-    for i in range(n):
-        if g[i] != 0.0:
-            diag -= g[i] * _spin(n, i)
+    diag, h = _tfim_diagonal_and_fields(
+        "transverse_field_ising_operator", n_qubits, coupling, field, longitudinal, periodic
+    )
     active = [i for i in range(n) if h[i] != 0.0]
     flips = np.array([1 << (n - 1 - i) for i in active], dtype=np.int64)
     return BitFlipOperator(diag, flips, np.array([-h[i] for i in active], dtype=np.float64))

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, Field
 
 from nqp import store
+from nqp.engine.platform import MAX_ABS_VALUE
 from nqp.service.api.deps import AdminKey, CurrentKey, DeveloperKey, RuntimeDep, SessionDep
+from nqp.service.api.routes.process import Points
 from nqp.service.errors import ApiError
 from nqp.service.jobs import CallbackSender, JobRunner, SourceBatch, callback_secret
 from nqp.service.jobs import callback_url_problem as _callback_url_problem
@@ -46,27 +48,7 @@ __all__ = [
 router = APIRouter(prefix="/api/v1", tags=["batch"])
 
 BATCH_POINTS_FACTOR = 10
-_MAX_ABS_VALUE = 1e100  # the engine's bound on |value| (nqp.engine.platform), checked up front
 _RESERVED_JOB_IDS = {"callback-secret"}
-
-
-def _no_bools(value: Any) -> Any:
-    def walk(v: Any) -> None:
-        if isinstance(v, bool):
-            raise ValueError("values must be numbers, not booleans")
-        if isinstance(v, list):
-            for x in v:
-                walk(x)
-
-    walk(value)
-    return value
-
-
-Points = Annotated[
-    float | list[float] | list[list[float]],
-    BeforeValidator(_no_bools),
-    Field(description="A number, numbers (univariate points) or lists (multivariate points)."),
-]
 
 
 class DataPoint(BaseModel):
@@ -229,10 +211,10 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad.size:
             raise _reject(group.entry_at(int(bad[0])), "data", "must be finite (no NaN or inf).")
-        bad = np.flatnonzero((np.abs(values) > _MAX_ABS_VALUE).any(axis=1))
+        bad = np.flatnonzero((np.abs(values) > MAX_ABS_VALUE).any(axis=1))
         if bad.size:
             at = group.entry_at(int(bad[0]))
-            raise _reject(at, "data", f"has a value beyond ±{_MAX_ABS_VALUE:g}; rescale it.")
+            raise _reject(at, "data", f"has a value beyond ±{MAX_ABS_VALUE:g}; rescale it.")
         bad = np.flatnonzero(~np.isfinite(stamps))
         if bad.size:
             raise _reject(group.entry_at(int(bad[0])), "timestamp", "must be finite.")

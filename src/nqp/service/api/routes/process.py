@@ -15,7 +15,7 @@ from nqp.service.errors import ApiError
 from nqp.service.runtime import internal_source
 from nqp.types import Prediction, ProcessConfig
 
-__all__ = ["RealtimeRequest", "router"]
+__all__ = ["Points", "RealtimeRequest", "router"]
 
 router = APIRouter(prefix="/api/v1/process", tags=["process"])
 
