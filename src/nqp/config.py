@@ -19,6 +19,7 @@ __all__ = [
     "QuantumSettings",
     "ServiceSettings",
     "Settings",
+    "StreamSettings",
 ]
 
 
@@ -142,6 +143,38 @@ class ServiceSettings(BaseModel):
     )
 
 
+class StreamSettings(BaseModel):
+    """Distributed mode: Kafka topics, the worker group and the gateway's reply wait."""
+
+    model_config = {"extra": "forbid"}
+
+    bootstrap_servers: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port[,host:port]); None: embedded mode."
+    )
+    input_topic: str = Field("realtime-data-input", min_length=1)
+    predictions_topic: str = Field("predictions", min_length=1)
+    neuromorphic_topic: str = Field("neuromorphic-results", min_length=1)
+    quantum_topic: str = Field("quantum-results", min_length=1)
+    dead_letter_topic: str = Field("realtime-data-dlq", min_length=1)
+    reply_topic_prefix: str = Field(
+        "nqp-replies", min_length=1, description="Each gateway reads replies from PREFIX.<id>."
+    )
+    partitions: int = Field(8, ge=1, le=10_000, description="Partitions of created topics.")
+    replication_factor: int = Field(1, ge=1, le=10)
+    group_id: str = Field("nqp-workers", min_length=1, description="The workers' group.")
+    reply_timeout_s: float = Field(
+        10.0, gt=0, le=300.0, description="A realtime call waits this long, then 503."
+    )
+    worker_batch_max: int = Field(256, ge=1, le=100_000)
+    worker_batch_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)
+    commit_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=3600.0,
+        description="Workers checkpoint changed sources, then commit offsets, this often.",
+    )
+
+
 class Settings(BaseSettings):
     """All NQP settings. Every random generator is seeded from ``seed``."""
 
@@ -155,3 +188,4 @@ class Settings(BaseSettings):
     quantum: QuantumSettings = QuantumSettings()
     engine: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
+    stream: StreamSettings = StreamSettings()

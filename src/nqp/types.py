@@ -92,10 +92,13 @@ class QuantumResults(BaseModel):
 class Prediction(BaseModel):
     """One prediction for one point of one source."""
 
-    prediction_id: str
+    prediction_id: str = Field(
+        description="uuid5 of (source, sequence, timestamp): a replayed point keeps its id."
+    )
     source: str
     sequence: int = Field(description="1-based index of the point within its source.")
     timestamp: float = Field(description="Seconds since the epoch of the point.")
+    value: float = Field(description="The point's observed value of the target channel.")
     direction: Direction
     confidence: float = Field(description="Probability that `direction` is right, [0, 1].")
     magnitude: float = Field(

@@ -84,6 +84,9 @@ class _Parsed:
     config: ProcessConfig
 
 
+_ID_NAMESPACE = uuid.UUID("5b0c5a55-7e1f-4c1e-9a51-6e9b1f3a2c10")
+
+
 def _source_key(source: str) -> np.uint64:
     return np.frombuffer(hashlib.blake2b(source.encode(), digest_size=8).digest(), np.uint64)[0]
 
@@ -429,15 +432,28 @@ class Platform:
             for name, state in self.store.states.items():
                 state.put(rows, gathered[name])
             elapsed_ms = (time.perf_counter() - start) * 1000.0
+            targets = meta.target[rows]
             for b, (source, (i, k)) in enumerate(members):
                 results[i][k] = self._prediction(
-                    source, out, b, elapsed_ms, bool(neuro_on[b]), bool(quantum_on[b])
+                    source,
+                    out,
+                    b,
+                    float(x[b, targets[b]]),
+                    elapsed_ms,
+                    bool(neuro_on[b]),
+                    bool(quantum_on[b]),
                 )
         return [[p for p in r if p is not None] for r in results]
 
     @staticmethod
     def _prediction(
-        source: str, out: WaveResult, b: int, elapsed_ms: float, neuro: bool, quantum: bool
+        source: str,
+        out: WaveResult,
+        b: int,
+        value: float,
+        elapsed_ms: float,
+        neuro: bool,
+        quantum: bool,
     ) -> Prediction:
         # Built with model_construct: every field comes from validated engine arrays, and
         # validation would cost more than the engine step itself (~150 µs a prediction).
@@ -469,11 +485,16 @@ class Platform:
                     residual=float(out.q_residual[b]),
                 ),
             )
+        seq = int(out.seq[b])
+        timestamp = float(out.timestamp[b])
         return Prediction.model_construct(
-            prediction_id=uuid.uuid4().hex,
+            # Deterministic: the same point of the same source state always gets the same id,
+            # so a replayed point (at-least-once streaming) is recognised and stored once.
+            prediction_id=uuid.uuid5(_ID_NAMESPACE, f"{source}\x00{seq}\x00{timestamp!r}").hex,
             source=source,
-            sequence=int(out.seq[b]),
-            timestamp=float(out.timestamp[b]),
+            sequence=seq,
+            timestamp=timestamp,
+            value=value,
             direction=_DIRECTIONS[int(out.direction[b])],
             confidence=float(out.confidence[b]),
             magnitude=float(out.magnitude[b]),
