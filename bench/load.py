@@ -312,6 +312,8 @@ def _profile(pid: int, out: str, seconds: float) -> subprocess.Popen | None:
         fmt,
         "-r",
         "200",
+        "--nonblocking",  # sampling without pausing the server (figures stay comparable)
+        "--gil",  # only the thread holding the GIL: the server is GIL-bound
     ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

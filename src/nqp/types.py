@@ -93,7 +93,8 @@ class Prediction(BaseModel):
     """One prediction for one point of one source."""
 
     prediction_id: str = Field(
-        description="uuid5 of (source, sequence, timestamp): a replayed point keeps its id."
+        description="32 hex digits: BLAKE2b-128 of (source, sequence, timestamp), so a "
+        "replayed point keeps its id."
     )
     source: str
     sequence: int = Field(description="1-based index of the point within its source.")

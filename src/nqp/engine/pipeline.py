@@ -432,7 +432,11 @@ class Pipeline:
             start = ((seq[nrows] - 1) * self.substeps) % self.window_bins
             cols = (start[:, None] + np.arange(self.substeps)[None, :]) % self.window_bins
             win[nrows[:, None], cols] = spikes_out[nrows][:, :, self.pattern_neurons]
-            scan = nrows[(seq[nrows] % self.settings.neuromorphic.pattern_interval == 0)]
+            # each source scans every pattern_interval points, at a phase set by its key, so
+            # sources that advance in step do not all scan at once (an engine-time spike)
+            interval = self.settings.neuromorphic.pattern_interval
+            phase = (meta.key[nrows] % np.uint64(interval)).astype(np.int64)
+            scan = nrows[(seq[nrows] + phase) % interval == 0]
             if scan.size:
                 first = ((seq[scan]) * self.substeps) % self.window_bins  # oldest bin
                 order = (first[:, None] + np.arange(self.window_bins)[None, :]) % self.window_bins

@@ -7,10 +7,11 @@ request ids in JSON logs, metrics per request, and a lifespan that starts the ru
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -95,13 +96,18 @@ class _Observe:
     def __init__(self, app: ASGIApp, runtime_getter) -> None:
         self.app = app
         self.runtime_getter = runtime_getter
+        # process prefix + counter: unique per process start, and no urandom call per request
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(6)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode() or uuid.uuid4().hex
+        request_id = headers.get(b"x-request-id", b"").decode()
+        if not request_id:
+            request_id = f"{self._id_prefix}-{next(self._ids):x}"
         start = time.perf_counter()
         status = 500
 
@@ -157,14 +163,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONBytes,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # NQP exports its own Prometheus metrics; FastAPI's OpenTelemetry hooks would look up
+        # the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (
+    for module in (  # the hot route first: routers are matched in this order
+        process,
         health,
         auth,
         keys,
-        process,
         batch,
         predictions,
         sources,
@@ -174,6 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ws,
     ):
         app.include_router(module.router)
+    app.add_middleware(process.RealtimeShortcut, runtime_getter=lambda: app.state.runtime)
     app.add_middleware(_BodyLimit, limit=settings.service.max_body_bytes)
     app.add_middleware(_Observe, runtime_getter=lambda: app.state.runtime)
     return app

@@ -93,25 +93,34 @@ def _response(status: int, code: str, message: str, field: str | None = None, he
     return JSONBytes(error_body(code, message, field), status_code=status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the translations of every error the app can meet."""
+def error_response(exc: Exception) -> JSONBytes | None:
+    """The ``{error}`` response of an exception the API translates, else None.
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONBytes:
+    One translation for the app's exception handlers and for routes served outside FastAPI's
+    routing (the realtime shortcut).
+    """
+    if isinstance(exc, ApiError):
         return _response(exc.status, exc.code, exc.message, exc.field, exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONBytes:
+    if isinstance(exc, RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or None
         message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
         return _response(422, "invalid_request", message, field)
-
-    @app.exception_handler(InvalidInputError)
-    @app.exception_handler(InvalidParameterError)
-    async def _invalid_input(_: Request, exc: ValueError) -> JSONBytes:
+    if isinstance(exc, InvalidInputError | InvalidParameterError):
         return _response(422, "invalid_request", str(exc))
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations of every error the app can meet."""
+
+    async def _translate(_: Request, exc: Exception) -> JSONBytes:
+        response = error_response(exc)  # registered for translated types only
+        return response if response is not None else _response(500, "internal", str(exc))
+
+    for exc_type in (ApiError, RequestValidationError, InvalidInputError, InvalidParameterError):
+        app.add_exception_handler(exc_type, _translate)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONBytes:

@@ -57,7 +57,7 @@ from nqp.service.batcher import QueueFullError, ShuttingDownError
 from nqp.service.breaker import CircuitBreaker, CircuitOpenError
 from nqp.service.responses import dumps
 from nqp.service.runtime import Runtime
-from nqp.types import Prediction, ProcessConfig
+from nqp.types import ProcessConfig
 
 __all__ = [
     "RESULT_MAX_ERRORS",
@@ -292,12 +292,13 @@ class _Tally:
     def __init__(self) -> None:
         self.points = 0
         self.directions = {"up": 0, "down": 0, "hold": 0}
-        self.last: Prediction | None = None
+        self.last: dict[str, Any] | None = None
         self.error: BaseException | None = None
 
-    def add(self, preds: Sequence[Prediction]) -> None:
+    def add(self, preds: Sequence[dict[str, Any]]) -> None:
+        """Count a chunk of predictions (the runtime's JSON-ready dicts)."""
         for p in preds:
-            self.directions[p.direction.value] += 1
+            self.directions[p["direction"]] += 1
         self.points += len(preds)
         if preds:
             self.last = preds[-1]
@@ -306,7 +307,7 @@ class _Tally:
         out: dict[str, Any] = {"source": source, "points": self.points}
         if self.last is not None:
             out["directions"] = self.directions
-            out["last"] = self.last.model_dump(mode="json", include=set(SUMMARY_FIELDS))
+            out["last"] = {name: self.last[name] for name in SUMMARY_FIELDS}
         if self.error is not None:
             out["error"] = _message(self.error)
         return out
@@ -447,7 +448,7 @@ class JobRunner:
         lo: int,
         hi: int,
         config: ProcessConfig | None,
-    ) -> list[Prediction]:
+    ) -> list[dict[str, Any]]:
         stamps: Any = batch.timestamps[lo:hi]  # the platform takes arrays as sequences
         item = ProcessItem(batch.source, batch.values[lo:hi], stamps, config)
         for attempt in range(_QUEUE_FULL_RETRIES + 1):

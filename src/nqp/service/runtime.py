@@ -22,7 +22,7 @@ from typing import Any
 
 from limits import RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 from nqp import store
 from nqp.cache import TieredCache, TTLCache
@@ -90,11 +90,13 @@ class Runtime:
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._principal_cache: dict[str, tuple[float, Principal | None]] = {}
+        self._principal_pending: dict[str, asyncio.Future[Principal | None]] = {}
         # Rate limits and quotas: in process, or shared through Redis when configured, with a
-        # circuit breaker; while Redis is unreachable each process limits on its own.
+        # circuit breaker; while Redis is unreachable each process limits on its own. Sliding
+        # window counters: O(1) a hit (a moving window keeps one entry per request).
         self._limit_pool: Any = None
         local = MemoryStorage()
-        self._local_rate = MovingWindowRateLimiter(local)
+        self._local_rate = SlidingWindowCounterRateLimiter(local)
         self._local_quota = FixedWindowRateLimiter(local)
         if svc.redis_url:
             import redis.asyncio as aioredis
@@ -109,7 +111,7 @@ class Runtime:
                 wrap_exceptions=True,
                 connection_pool=self._limit_pool,
             )
-            self.rate_limiter = MovingWindowRateLimiter(shared)
+            self.rate_limiter = SlidingWindowCounterRateLimiter(shared)
             self.quota_limiter = FixedWindowRateLimiter(shared)
         else:
             self.rate_limiter, self.quota_limiter = self._local_rate, self._local_quota
@@ -249,6 +251,17 @@ class Runtime:
         cached = self._principal_cache.get(ident)
         if cached is not None and cached[0] > now:
             return cached[1]
+        # single flight: concurrent requests of one key share one database lookup
+        pending = self._principal_pending.get(ident)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup_principal(ident, by_hash, tenant_id))
+            self._principal_pending[ident] = pending
+            pending.add_done_callback(lambda _: self._principal_pending.pop(ident, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup_principal(
+        self, ident: str, by_hash: bool, tenant_id: str | None
+    ) -> Principal | None:
         async with self.sessions() as session:
             row = (
                 await store.get_key_by_hash(session, key_hash=ident)
@@ -266,7 +279,7 @@ class Runtime:
                     rate_limit_per_s=row.rate_limit_per_s,
                     daily_quota=row.daily_quota,
                 )
-        self._principal_cache[ident] = (now + 5.0, principal)
+        self._principal_cache[ident] = (time.monotonic() + 5.0, principal)
         return principal
 
     def forget_principal(self, key_id: str) -> None:
@@ -346,8 +359,12 @@ class Runtime:
             stored = await store.list_sources(session, tenant_id=tenant_id)
         return len(in_memory | {internal_source(tenant_id, s) for s in stored})
 
-    async def submit(self, tenant_id: str, item: ProcessItem) -> list[Prediction]:
-        """Process one request's points and publish/store the predictions."""
+    async def submit(self, tenant_id: str, item: ProcessItem) -> list[dict[str, Any]]:
+        """Process one request's points, publish and store the predictions.
+
+        Returns each point's prediction as its JSON-ready dict (the public source name in
+        ``source``): what is stored, published to WebSocket subscribers and answered.
+        """
         internal = internal_source(tenant_id, item.source)
         await self.ensure_restored(internal)
         wait_start = time.perf_counter()
@@ -357,9 +374,11 @@ class Runtime:
         )
         self.metrics.stage.labels("request").observe(time.perf_counter() - wait_start)
         self._dirty.add(internal)
+        payloads = []
         for p in preds:
             payload = p.model_dump(mode="json")
             payload["source"] = item.source
+            payloads.append(payload)
             self.metrics.predictions.labels(payload["direction"]).inc()
             self.hub.publish(tenant_id, payload)
             row = {
@@ -375,7 +394,7 @@ class Runtime:
                 self._writer.queue.put_nowait((tenant_id, row))
             except asyncio.QueueFull:
                 self.metrics.errors.labels("prediction_store_backlog").inc()
-        return preds
+        return payloads
 
     async def _write_loop(self) -> None:
         """Insert queued rows in batches; a queued future marks a flush point."""

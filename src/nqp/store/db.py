@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -108,6 +109,10 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Create an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` for ``url``.
 
@@ -125,12 +130,13 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         SQLite: every new connection runs ``PRAGMA foreign_keys=ON``, ``journal_mode=WAL``
         (readers never block the writer) and ``synchronous=NORMAL``. PostgreSQL:
         ``pool_pre_ping=True`` unless given, so a restarted server costs one retry, not an
-        error.
+        error. JSON columns are written with orjson (NaN becomes null).
     """
     async_url = normalize_database_url(url)
     backend = make_url(async_url).get_backend_name()
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("json_serializer", _json_dumps)  # JSON columns: orjson, ~10x stdlib
     engine = create_async_engine(async_url, **kwargs)
     if backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)

@@ -19,11 +19,12 @@ __all__ = [
     "RuntimeDep",
     "SessionDep",
     "authenticate",
+    "caller",
     "require",
 ]
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:  # async: a sync dependency costs a thread hop
     return request.app.state.runtime
 
 
@@ -65,8 +66,15 @@ async def authenticate(runtime: Runtime, credential: str) -> Principal:
     return principal
 
 
-async def current_key(request: Request, runtime: RuntimeDep) -> Principal:
-    principal = await authenticate(runtime, _bearer(request.headers.get("authorization")))
+async def caller(
+    runtime: Runtime, authorization: str | None, role: Role = Role.VIEWER
+) -> Principal:
+    """The caller behind an ``Authorization`` header, within its limits, with ``role`` or above.
+
+    401 without valid credentials, 429 with ``Retry-After`` over the key's rate limit or
+    quota, 403 below ``role``.
+    """
+    principal = await authenticate(runtime, _bearer(authorization))
     allowed, retry_after = await runtime.check_limits(principal)
     if not allowed:
         raise ApiError(
@@ -74,7 +82,13 @@ async def current_key(request: Request, runtime: RuntimeDep) -> Principal:
             "Rate limit or daily quota exceeded for this key.",
             headers={"Retry-After": f"{max(1, round(retry_after))}"},
         )
+    if not principal.role.allows(role):
+        raise ApiError(403, f"This action needs the '{role.value}' role or above.")
     return principal
+
+
+async def current_key(request: Request, runtime: RuntimeDep) -> Principal:
+    return await caller(runtime, request.headers.get("authorization"))
 
 
 CurrentKey = Annotated[Principal, Depends(current_key)]
@@ -83,10 +97,8 @@ CurrentKey = Annotated[Principal, Depends(current_key)]
 def require(role: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency admitting keys of ``role`` or above (403 otherwise)."""
 
-    async def dependency(principal: CurrentKey) -> Principal:
-        if not principal.role.allows(role):
-            raise ApiError(403, f"This action needs the '{role.value}' role or above.")
-        return principal
+    async def dependency(request: Request, runtime: RuntimeDep) -> Principal:
+        return await caller(runtime, request.headers.get("authorization"), role)
 
     return dependency
 
