@@ -24,7 +24,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-dev
-	$(VENV)/bin/nqp demo
+	$(VENV)/bin/nqp demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

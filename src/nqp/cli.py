@@ -51,16 +51,65 @@ def main(
 
 @app.command()
 def demo(
-    points: int = typer.Option(600, min=100, help="Points to stream per source."),
-    every: int = typer.Option(50, min=1, help="Print one line every N points."),
+    scenario: list[str] | None = typer.Option(
+        None,
+        "--scenario",
+        "-s",
+        help="market, iot, maintenance or portfolio; repeatable (default: all four).",
+    ),
+    rate: float | None = typer.Option(
+        None,
+        min=0.001,
+        help="Points per second of each streaming scenario "
+        "(default: market 200, iot 60, maintenance 40).",
+    ),
+    duration: float = typer.Option(60.0, min=0.0, help="Seconds of streaming; 0 = until Ctrl-C."),
+    event: list[str] | None = typer.Option(
+        None,
+        "--event",
+        help="Market event EVENT@SECONDS, e.g. vol_spike@20 or reversal@40; repeatable "
+        "(default with the market scenario: vol_spike@20, reversal@40).",
+    ),
+    exit_after: bool = typer.Option(
+        False, "--exit", "--once", help="Stop the server after the scenarios (no Ctrl-C wait)."
+    ),
+    url: str | None = typer.Option(
+        None, "--url", help="Feed this running server instead of starting one."
+    ),
+    key_file: Path | None = typer.Option(
+        None, "--key-file", dir_okay=False, help="API key for --url (default: $NQP_API_KEY)."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface of the started server."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port of the started server."),
+    data_dir: Path = typer.Option(
+        Path(".nqp-demo"), "--data-dir", help="Data directory of the started server."
+    ),
+    seed: int = typer.Option(0, min=0, help="Seed of the scenarios."),
+    offline: bool = typer.Option(
+        False, "--offline", help="No server: two series through the in-process engines."
+    ),
+    points: int = typer.Option(600, min=100, help="--offline: points to stream per source."),
+    every: int = typer.Option(50, min=1, help="--offline: print one line every N points."),
     reservoir: str | None = typer.Option(None, help="lif or esn (default: settings)."),
     encoding: str | None = typer.Option(
         None, help="rate, temporal, population, phase or delta (default: settings)."
     ),
 ) -> None:
-    """Stream a generated series through the engines and print what they see."""
+    """Start NQP, feed it live demo scenarios through the API, and show what it says.
+
+    Starts `nqp serve` (log: DATA_DIR/server.log), creates a demo key,
+    prints the dashboard URL, streams the scenarios, prints their summaries
+    and keeps the server running until Ctrl-C (--exit: stop it at once).
+
+    --url feeds a server that is already running; --offline runs the
+    in-process demo without a server.
+    """
+    import httpx
+
     from nqp.config import Settings
-    from nqp.demo import run_stream_demo
+    from nqp.demo import run_live_demo, run_stream_demo
+    from nqp.exceptions import InvalidParameterError
+    from nqp.scenarios import SCENARIO_NAMES, parse_event
 
     overrides = {k: v for k, v in {"reservoir": reservoir, "encoding": encoding}.items() if v}
     base = Settings()
@@ -74,7 +123,43 @@ def demo(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    run_stream_demo(settings, n_points=points, every=every, echo=typer.echo)
+    if offline:
+        run_stream_demo(settings, n_points=points, every=every, echo=typer.echo)
+        return
+    names = list(dict.fromkeys(scenario or SCENARIO_NAMES))
+    bad = [n for n in names if n not in SCENARIO_NAMES]
+    if bad:
+        raise typer.BadParameter(f"unknown scenario(s) {bad}; choose from {SCENARIO_NAMES}")
+    try:
+        events = [parse_event(e) for e in event or []]
+    except InvalidParameterError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if event is None and "market" in names:
+        events = [(20.0, "vol_spike"), (40.0, "reversal")]
+    if events and "market" not in names and "portfolio" not in names:
+        raise typer.BadParameter("--event needs the market (or portfolio) scenario")
+    if url is not None and overrides:
+        raise typer.BadParameter("--reservoir/--encoding configure a started server, not --url")
+    server_env = {f"NQP_NEUROMORPHIC__{k.upper()}": v for k, v in overrides.items()}
+    try:
+        run_live_demo(
+            scenarios=names,
+            rate=rate,
+            duration=duration,
+            events=events,
+            seed=seed,
+            exit_after=exit_after or url is not None,
+            url=url,
+            key_file=key_file,
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            server_env=server_env,
+            echo=typer.echo,
+        )
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -8,6 +8,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from .conftest import auth, new_key, second_tenant_admin
 
 
@@ -214,6 +216,27 @@ def test_metrics(client, admin_key):
     assert "nqp_stage_seconds_count" in js
 
 
+def test_rolling_hit_rate_gauge_follows_the_source(client, admin_key):
+    import math
+    import re
+
+    values = [math.sin(2 * math.pi * t / 20) for t in range(80)]
+    r = client.post(
+        "/api/v1/process/realtime", json={"source": "sine", "data": values}, headers=auth(admin_key)
+    )
+    assert r.status_code == 200
+    summary = client.get("/api/v1/sources/sine", headers=auth(admin_key)).json()
+    assert summary["rolling_hit_rate"] is not None
+    line = re.search(
+        r'nqp_source_rolling_hit_rate\{source="sine",tenant="\w+"\} (\S+)',
+        client.get("/metrics").text,
+    )
+    assert line is not None
+    assert float(line.group(1)) == pytest.approx(summary["rolling_hit_rate"])
+    assert client.delete("/api/v1/sources/sine", headers=auth(admin_key)).status_code == 204
+    assert 'source="sine"' not in client.get("/metrics").text
+
+
 def test_websocket_live_predictions_with_filters(client, admin_key):
     other = second_tenant_admin(client)
     with client.websocket_connect(f"/ws/predictions?token={admin_key}") as ws:
@@ -257,6 +280,27 @@ def test_websocket_rejects_bad_credentials_and_messages(client, admin_key):
         msg = ws.receive_json()
         assert msg["type"] == "error"
         assert "min_confidence" in msg["message"]
+
+
+def test_websocket_credential_in_a_first_auth_message(client, admin_key):
+    import pytest
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("/ws/predictions") as ws:
+        ws.send_json({"type": "auth", "token": admin_key})
+        ws.send_json({"type": "subscription", "sources": ["m"]})
+        assert ws.receive_json()["type"] == "subscribed"
+        client.post(
+            "/api/v1/process/realtime", json={"source": "m", "data": 1.0}, headers=auth(admin_key)
+        )
+        assert ws.receive_json()["prediction"]["source"] == "m"
+    for first in ({"type": "auth", "token": "nqp_bad"}, {"type": "subscription"}):
+        with client.websocket_connect("/ws/predictions") as ws:
+            ws.send_json(first)
+            assert ws.receive_json()["type"] == "error"
+            with pytest.raises(WebSocketDisconnect) as exc:
+                ws.receive_json()
+        assert exc.value.code == 1008
 
 
 def test_retention_deletes_only_old_predictions(client, admin_key):

@@ -97,6 +97,19 @@ def test_dataset_run_summary_report_and_isolation(client, admin_key, dev):
     assert client.get(f"{RUNS}/{run_id}", headers=other).status_code == 404
     assert client.get(f"{RUNS}/{run_id}/report", headers=other).status_code == 404
     assert client.get(f"{RUNS}/{'0' * 32}", headers=dev).status_code == 404
+    # the list: newest first, the tenant's runs only, bounded
+    second = client.post(RUNS, json={"dataset": "lorenz", "points": 200}, headers=dev).json()
+    listed = client.get(RUNS, headers=viewer).json()["runs"]
+    assert [run["id"] for run in listed] == [second["id"], run_id]
+    assert listed[1]["summary"] == s
+    assert [r["id"] for r in client.get(f"{RUNS}?limit=1", headers=dev).json()["runs"]] == [
+        second["id"]
+    ]
+    assert client.get(RUNS, headers=other).json() == {"runs": []}
+    bad = client.get(f"{RUNS}?limit=0", headers=dev)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["field"] == "limit"
+    _wait(client, second["id"], dev)
 
     # a gateway without the report folder redraws it from the stored result
     shutil.rmtree(folder)

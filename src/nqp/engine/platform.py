@@ -13,7 +13,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +216,20 @@ class Platform:
                 median_interarrival_ms=float(np.median(gaps) * 1000) if gaps.size else None,
                 in_memory=in_memory,
             )
+
+    def rolling_hit_rates(self, sources: Iterable[str]) -> dict[str, float]:
+        """Exponentially weighted realised hit rates of the in-memory ``sources`` that have one.
+
+        Cheap (no restore, no summary): meant for refreshing metrics after each batch.
+        """
+        with self._lock:
+            rates = self.store.states["meta"].hit_rate_ew
+            out = {}
+            for source in sources:
+                row = self.store.row(source)
+                if row is not None and not math.isnan(rates[row]):
+                    out[source] = float(rates[row])
+            return out
 
     # ------------------------------------------------------------------ validation
     def _parse(self, index: int, item: ProcessItem | Mapping[str, Any]) -> _Parsed:

@@ -23,6 +23,7 @@ from nqp.config import Settings
 from nqp.service.api.routes import (
     auth,
     batch,
+    dashboard,
     health,
     keys,
     optimize,
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         optimize,
         validation,
         ws,
+        dashboard,
     ):
         app.include_router(module.router)
     app.add_middleware(process.RealtimeShortcut, runtime_getter=lambda: app.state.runtime)

@@ -329,6 +329,8 @@ class Runtime:
         out = self.platform.process_many(items)
         self.metrics.stage.labels("engine").observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(items))
+        for internal, rate in self.platform.rolling_hit_rates({i.source for i in items}).items():
+            self.metrics.hit_rate.labels(*public_source(internal)).set(rate)
         return out
 
     async def ensure_restored(self, internal: str) -> None:
@@ -525,6 +527,8 @@ class Runtime:
         existed = await asyncio.to_thread(self.platform.forget, internal)
         self._known.discard(internal)
         self._dirty.discard(internal)
+        with contextlib.suppress(KeyError):
+            self.metrics.hit_rate.remove(tenant_id, source)
         async with self.sessions() as session:
             n_pred = await store.delete_predictions(session, tenant_id=tenant_id, source=source)
             had_ckpt = await store.delete_checkpoint(session, tenant_id=tenant_id, source=source)

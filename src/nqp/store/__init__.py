@@ -77,6 +77,7 @@ from nqp.store.tenants import get_or_create_tenant, get_tenant
 from nqp.store.validation_runs import (
     create_validation_run,
     get_validation_run,
+    list_validation_runs,
     update_validation_run,
 )
 
@@ -113,6 +114,7 @@ __all__ = [
     "list_events",
     "list_keys",
     "list_sources",
+    "list_validation_runs",
     "load_checkpoint",
     "load_checkpoints",
     "make_engine",

@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nqp.store.models import RUN_STATUSES, ValidationRun, utcnow
 
-__all__ = ["create_validation_run", "get_validation_run", "update_validation_run"]
+__all__ = [
+    "create_validation_run",
+    "get_validation_run",
+    "list_validation_runs",
+    "update_validation_run",
+]
 
 _UNSET: Any = object()
 
@@ -34,6 +39,19 @@ async def get_validation_run(
             ValidationRun.id == run_id, ValidationRun.tenant_id == tenant_id
         )
     )
+
+
+async def list_validation_runs(
+    session: AsyncSession, *, tenant_id: str, limit: int = 20
+) -> list[ValidationRun]:
+    """The tenant's ``limit`` most recent runs, newest first."""
+    rows = await session.scalars(
+        select(ValidationRun)
+        .where(ValidationRun.tenant_id == tenant_id)
+        .order_by(ValidationRun.created_at.desc(), ValidationRun.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def update_validation_run(

@@ -28,11 +28,11 @@ import math
 import re
 import weakref
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
@@ -392,6 +392,17 @@ async def _get_row(session: Any, tenant_id: str, run_id: str) -> store.Validatio
     if row is None:
         raise ApiError(404, f"No validation run {run_id!r}.")
     return row
+
+
+@router.get("/runs")
+async def list_runs(
+    principal: CurrentKey,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Most recent runs returned.")] = 20,
+) -> dict[str, list[dict[str, Any]]]:
+    """The tenant's most recent runs, newest first (each as ``GET /runs/{id}`` shows it)."""
+    rows = await store.list_validation_runs(session, tenant_id=principal.tenant_id, limit=limit)
+    return {"runs": [_view(row) for row in rows]}
 
 
 @router.get("/runs/{run_id}")

@@ -1,7 +1,9 @@
 """WS /ws/predictions: live predictions of the caller's tenant, filtered.
 
-Protocol: connect with ``Authorization: Bearer <key or token>`` or ``?token=<key or
-token>`` (browsers cannot set headers), then send ``{"type": "subscription", "sources":
+Protocol: connect with ``Authorization: Bearer <key or token>``, or connect without it and
+send ``{"type": "auth", "token": "<key or token>"}`` first (browsers cannot set headers on a
+WebSocket; a message keeps the credential out of URLs and access logs; ``?token=`` also
+works but lands in logs), then send ``{"type": "subscription", "sources":
 [...], "filters": {"min_confidence": 0.6, "directions": ["up"]}}`` (sources omitted: all).
 The server answers ``{"type": "subscribed", ...}``, then sends ``{"type": "prediction",
 "prediction": {...}}`` messages and a ``{"type": "ping"}`` every ``PING_INTERVAL_S``. A
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from nqp.service.api.deps import authenticate
@@ -29,6 +32,24 @@ PING_INTERVAL_S = 20.0
 _SUBSCRIBE_TIMEOUT_S = 30.0
 
 
+def _auth_token(text: str) -> str:
+    """The credential of an ``{"type": "auth", "token": ...}`` message (ValueError if not)."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ValueError("The auth message is not valid JSON.") from None
+    if (
+        not isinstance(message, dict)
+        or message.get("type") != "auth"
+        or not isinstance(message.get("token"), str)
+    ):
+        raise ValueError(
+            'Expected {"type": "auth", "token": "<key or token>"} first '
+            "(or an Authorization header)."
+        )
+    return message["token"]
+
+
 @router.websocket("/ws/predictions")
 async def predictions_ws(websocket: WebSocket) -> None:
     runtime = websocket.app.state.runtime
@@ -36,12 +57,27 @@ async def predictions_ws(websocket: WebSocket) -> None:
     credential = websocket.query_params.get("token") or (
         header[7:].strip() if header.lower().startswith("bearer ") else ""
     )
-    try:
-        principal = await authenticate(runtime, credential)
-    except ApiError as exc:
-        await websocket.close(code=1008, reason=exc.message[:120])
-        return
-    await websocket.accept()
+    if credential:
+        try:
+            principal = await authenticate(runtime, credential)
+        except ApiError as exc:
+            await websocket.close(code=1008, reason=exc.message[:120])
+            return
+        await websocket.accept()
+    else:
+        await websocket.accept()
+        try:
+            principal = await authenticate(
+                runtime, _auth_token(await asyncio.wait_for(websocket.receive_text(), 10.0))
+            )
+        except (TimeoutError, ValueError, ApiError) as exc:
+            message = exc.message if isinstance(exc, ApiError) else str(exc) or "auth timeout"
+            with contextlib.suppress(Exception):
+                await websocket.send_text(dumps({"type": "error", "message": message}).decode())
+                await websocket.close(code=1008, reason=message[:120])
+            return
+        except WebSocketDisconnect:
+            return
     try:
         first = await asyncio.wait_for(websocket.receive_text(), _SUBSCRIBE_TIMEOUT_S)
         request = parse_subscription(first)
