@@ -138,6 +138,11 @@ class ServiceSettings(BaseModel):
         description="Seconds between checkpoints of changed sources (also on erase and SIGTERM); "
         "a source's state is ~100 KB with the default engine.",
     )
+    engine_process: bool = Field(
+        True,
+        description="Run the engine in a child process (its own core and GIL); False: in a "
+        "thread of the gateway process.",
+    )
     callback_allowed_hosts: list[str] = Field(
         default_factory=list, description="Hosts batch callbacks may be posted to."
     )

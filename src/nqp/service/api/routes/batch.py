@@ -269,8 +269,8 @@ async def submit_batch(
         if problem is not None:
             raise ApiError(422, problem, field="callback_url")
     batches = plan_batch(body, runtime, now=time.time())
-    new = sum(
-        runtime.is_new_source(internal_source(principal.tenant_id, b.source)) for b in batches
+    new = await runtime.count_new_sources(
+        [internal_source(principal.tenant_id, b.source) for b in batches]
     )
     if new and await runtime.count_sources(principal.tenant_id) + new > svc.max_sources_per_tenant:
         raise ApiError(

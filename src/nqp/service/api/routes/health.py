@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ async def readyz(runtime: RuntimeDep) -> dict[str, Any]:
     """Readiness: started, database reachable, accepting work (503 otherwise)."""
     if not runtime.ready:
         raise ApiError(503, "Not ready: starting or draining.", headers={"Retry-After": "1"})
+    if not runtime.platform.alive:
+        raise ApiError(503, "Not ready: the engine process has stopped.")
     try:
         async with runtime.sessions() as session:
             from sqlalchemy import text
@@ -42,11 +45,12 @@ async def readyz(runtime: RuntimeDep) -> dict[str, Any]:
 async def status(runtime: RuntimeDep, principal: CurrentKey) -> dict[str, Any]:
     """Version, uptime and the caller's view of the platform."""
     prefix = f"{principal.tenant_id}/"
+    names = await asyncio.to_thread(runtime.platform.sources)
     return {
         "version": __version__,
         "uptime_s": time.time() - runtime.started_at,
         "ready": runtime.ready,
-        "sources_in_memory": sum(1 for s in runtime.platform.sources() if s.startswith(prefix)),
+        "sources_in_memory": sum(1 for s in names if s.startswith(prefix)),
         "queue_depth": runtime.batcher.queue_depth,
         "tenant": principal.tenant_id,
         "role": principal.role.value,

@@ -111,7 +111,7 @@ async def process_realtime(runtime: Runtime, principal: Principal, raw: bytes) -
         )
     internal = internal_source(principal.tenant_id, body.source)
     if (
-        runtime.is_new_source(internal)
+        await runtime.is_new_source(internal)
         and await runtime.count_sources(principal.tenant_id) >= svc.max_sources_per_tenant
     ):
         raise ApiError(

@@ -22,7 +22,8 @@ router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
 async def list_sources(principal: CurrentKey, runtime: RuntimeDep, session: SessionDep) -> dict:
     """Names of the tenant's sources (in memory or checkpointed)."""
     prefix = f"{principal.tenant_id}/"
-    live = {s[len(prefix) :] for s in runtime.platform.sources() if s.startswith(prefix)}
+    names = await asyncio.to_thread(runtime.platform.sources)
+    live = {s[len(prefix) :] for s in names if s.startswith(prefix)}
     stored = set(await store.list_sources(session, tenant_id=principal.tenant_id))
     return {"sources": sorted(live | stored)}
 
@@ -32,7 +33,7 @@ async def get_source(source: str, principal: CurrentKey, runtime: RuntimeDep) ->
     """Statistics of one source: points, outcomes, realised hit rates, timing."""
     internal = internal_source(principal.tenant_id, source)
     await runtime.ensure_restored(internal)
-    if not runtime.platform.store.known(internal):
+    if not await asyncio.to_thread(runtime.platform.known, internal):
         raise ApiError(404, f"No source {source!r}.")
     summary = await asyncio.to_thread(runtime.platform.summary, internal)
     out = dataclasses.asdict(summary)
