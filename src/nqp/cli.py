@@ -287,13 +287,25 @@ def serve(
     log_level: str = typer.Option(
         "info", "--log-level", help="debug (adds a JSON access log line per request), info, ..."
     ),
+    mode: str = typer.Option(
+        None,
+        "--mode",
+        help="embedded (default: this process runs the engine) or distributed (a stateless "
+        "gateway in front of `nqp worker`s; needs NQP_STREAM__BOOTSTRAP_SERVERS and a shared "
+        "NQP_SERVICE__DATABASE_URL).",
+    ),
 ) -> None:
-    """Run the HTTP/WebSocket gateway on embedded defaults (SQLite, in-process bus)."""
+    """Run the HTTP/WebSocket gateway (embedded defaults: SQLite, in-process bus)."""
     import uvicorn
 
     from nqp.service.app import create_app
 
     settings = _settings_with(data_dir)
+    if mode is not None:
+        if mode not in ("embedded", "distributed"):
+            raise typer.BadParameter("must be 'embedded' or 'distributed'", param_hint="--mode")
+        service = settings.service.model_copy(update={"mode": mode})
+        settings = settings.model_copy(update={"service": service})
     _configure_logging(log_level)
     uvicorn.run(
         create_app(settings),
@@ -303,6 +315,34 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+
+
+@app.command()
+def worker(
+    metrics_port: int = typer.Option(
+        None, "--metrics-port", help="Serve the worker's Prometheus metrics on this port."
+    ),
+    worker_id: str = typer.Option(None, "--worker-id", help="Names the worker in logs."),
+    kafka_option: list[str] = typer.Option(
+        [],
+        "--kafka-option",
+        help="librdkafka property KEY=VALUE (prefix consumer./producer./admin. for one kind).",
+    ),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run one stream worker of the Kafka consumer group (settings from NQP_* variables)."""
+    from nqp.config import Settings
+    from nqp.stream.worker import parse_options, run_worker
+
+    _configure_logging(log_level)
+    settings = Settings()
+    code = run_worker(
+        settings,
+        metrics_port=metrics_port,
+        kafka_options={**settings.stream.kafka_options, **parse_options(kafka_option)},
+        worker_id=worker_id,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -138,6 +138,11 @@ class ServiceSettings(BaseModel):
         description="Seconds between checkpoints of changed sources (also on erase and SIGTERM); "
         "a source's state is ~100 KB with the default engine.",
     )
+    mode: Literal["embedded", "distributed"] = Field(
+        "embedded",
+        description="embedded: this process runs the engine; distributed: a stateless gateway "
+        "in front of `nqp worker` processes on Kafka (needs stream.bootstrap_servers).",
+    )
     engine_process: bool = Field(
         True,
         description="Run the engine in a child process (its own core and GIL); False: in a "
@@ -167,8 +172,18 @@ class StreamSettings(BaseModel):
     partitions: int = Field(8, ge=1, le=10_000, description="Partitions of created topics.")
     replication_factor: int = Field(1, ge=1, le=10)
     group_id: str = Field("nqp-workers", min_length=1, description="The workers' group.")
+    gateway_id: str | None = Field(
+        None,
+        description="Names this gateway's reply topic; give a stable one (the pod name) so a "
+        "restarted gateway reuses it. Default: host and process id.",
+    )
     reply_timeout_s: float = Field(
         10.0, gt=0, le=300.0, description="A realtime call waits this long, then 503."
+    )
+    kafka_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka properties for every client (prefix consumer./producer./admin. "
+        "for one kind), e.g. security settings.",
     )
     worker_batch_max: int = Field(256, ge=1, le=100_000)
     worker_batch_wait_ms: float = Field(5.0, ge=0.0, le=1000.0)

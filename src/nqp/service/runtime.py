@@ -30,10 +30,12 @@ from nqp.cache import TieredCache, TTLCache
 from nqp.config import Settings
 from nqp.engine import ProcessItem
 from nqp.engine.process import EngineHost
+from nqp.exceptions import InvalidParameterError
 from nqp.service.batcher import MicroBatcher
 from nqp.service.breaker import CircuitBreaker
 from nqp.service.hub import PredictionHub
 from nqp.service.metrics import Metrics
+from nqp.service.remote import StreamGateway
 from nqp.service.security import Principal, Role, generate_key, hash_key
 
 __all__ = ["Runtime", "internal_source", "public_source"]
@@ -75,7 +77,23 @@ class Runtime:
         self.database_url = svc.database_url or f"sqlite:///{(self.data_dir / 'nqp.db').resolve()}"
         self.metrics = Metrics()
         self.hub = PredictionHub()
-        self.platform = EngineHost(settings, in_process=not svc.engine_process)
+        # distributed mode: workers own the engine state; this gateway relays over Kafka and
+        # keeps an idle in-process platform only to read checkpoints (source summaries)
+        self.distributed = svc.mode == "distributed"
+        self.stream: StreamGateway | None = None
+        if self.distributed:
+            if not settings.stream.bootstrap_servers:
+                raise InvalidParameterError(
+                    "service.mode='distributed' needs stream.bootstrap_servers "
+                    "(NQP_STREAM__BOOTSTRAP_SERVERS)."
+                )
+            self.stream = StreamGateway(
+                settings,
+                self.hub,
+                gateway_id=settings.stream.gateway_id,
+                kafka_options=settings.stream.kafka_options,
+            )
+        self.platform = EngineHost(settings, in_process=self.distributed or not svc.engine_process)
         self.batcher = MicroBatcher(
             self._process,
             max_batch_size=svc.batch_max_size,
@@ -140,22 +158,16 @@ class Runtime:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self.platform.start)
+        await asyncio.to_thread(self.platform.start)  # distributed: the summary reader
         await store.migrate(self.database_url)
         self.engine = store.make_engine(self.database_url)
         self.sessions = store.make_sessionmaker(self.engine)
         self.jwt_secret = self._load_secret()
         await self._bootstrap_admin()
-        # embedded mode: this process is the only gateway, so unfinished work is orphaned
-        async with self.sessions() as session:
-            jobs, runs = await store.fail_unfinished(
-                session,
-                started_before=datetime.fromtimestamp(self.started_at, tz=UTC),
-                error="interrupted: the server stopped before it finished",
-            )
-            await session.commit()
-        if jobs or runs:
-            log.info("closed %d interrupted job(s) and %d validation run(s)", jobs, runs)
+        if self.stream is not None:
+            await self.stream.start()
+        else:
+            await self._close_interrupted()
         self.batcher.start()
         self._writer.task = asyncio.create_task(self._write_loop(), name="nqp-prediction-writer")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="nqp-checkpoints")
@@ -166,6 +178,18 @@ class Runtime:
         gc.freeze()
         self.ready = True
 
+    async def _close_interrupted(self) -> None:
+        """Embedded mode: this process is the only gateway, so unfinished work is orphaned."""
+        async with self.sessions() as session:
+            jobs, runs = await store.fail_unfinished(
+                session,
+                started_before=datetime.fromtimestamp(self.started_at, tz=UTC),
+                error="interrupted: the server stopped before it finished",
+            )
+            await session.commit()
+        if jobs or runs:
+            log.info("closed %d interrupted job(s) and %d validation run(s)", jobs, runs)
+
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Drain: stop accepting, finish in-flight work, flush predictions, checkpoint."""
         self.ready = False
@@ -175,6 +199,8 @@ class Runtime:
                 task.cancel()
         with contextlib.suppress(Exception):
             await self.batcher.drain(timeout_s)
+        if self.stream is not None:
+            await self.stream.stop(timeout_s)
         for task in (self._checkpoint_task, self._retention_task):
             if task is not None:
                 task.cancel()
@@ -343,7 +369,7 @@ class Runtime:
 
     async def ensure_restored(self, internal: str) -> None:
         """Load a source's checkpoint from the database the first time it is seen."""
-        if internal in self._known:
+        if internal in self._known or self.distributed:  # distributed: the workers load it
             return
         lock = self._source_locks.setdefault(internal, asyncio.Lock())
         async with lock:
@@ -363,13 +389,60 @@ class Runtime:
         unseen = [s for s in internals if s not in self._known]
         if not unseen:
             return 0
+        if self.distributed:
+            return len(await self._not_stored(unseen))
         return len(unseen) - len(await asyncio.to_thread(self.platform.known_of, unseen))
 
     async def is_new_source(self, internal: str) -> bool:
         """Whether the platform and this process have never seen the source."""
         if internal in self._known:
             return False
+        if self.distributed:
+            return bool(await self._not_stored([internal]))
         return not await asyncio.to_thread(self.platform.known, internal)
+
+    async def _not_stored(self, internals: list[str]) -> list[str]:
+        """Those of ``internals`` without a stored checkpoint (distributed mode)."""
+        by_tenant: dict[str, set[str]] = {}
+        async with self.sessions() as session:
+            for internal in internals:
+                tenant_id, _ = public_source(internal)
+                if tenant_id not in by_tenant:
+                    by_tenant[tenant_id] = set(
+                        await store.list_sources(session, tenant_id=tenant_id)
+                    )
+        return [s for s in internals if public_source(s)[1] not in by_tenant[public_source(s)[0]]]
+
+    async def live_sources(self) -> list[str]:
+        """Engine names of the sources in this gateway's memory (none in distributed mode)."""
+        if self.distributed:
+            return []
+        return await asyncio.to_thread(self.platform.sources)
+
+    async def source_summary(self, tenant_id: str, source: str) -> Any:
+        """A source's :class:`~nqp.engine.SourceSummary`, or None if there is no such source.
+
+        Distributed mode reads the workers' last checkpoint (up to one commit interval old).
+        """
+        internal = internal_source(tenant_id, source)
+        if not self.distributed:
+            await self.ensure_restored(internal)
+            if not await asyncio.to_thread(self.platform.known, internal):
+                return None
+            return await asyncio.to_thread(self.platform.summary, internal)
+        async with self.sessions() as session:
+            data = await store.load_checkpoint(session, tenant_id=tenant_id, source=source)
+        if data is None:
+            return None
+
+        def read() -> Any:
+            self.platform.restore(internal, data)
+            try:
+                return self.platform.summary(internal)
+            finally:
+                self.platform.forget(internal)
+
+        return await asyncio.to_thread(read)
 
     async def count_sources(self, tenant_id: str) -> int:
         prefix = f"{tenant_id}/"
@@ -385,6 +458,15 @@ class Runtime:
         ``source``): what is stored, published to WebSocket subscribers and answered.
         """
         internal = internal_source(tenant_id, item.source)
+        if self.stream is not None:
+            start = time.perf_counter()
+            preds = await self.stream.submit(tenant_id, item)  # stored and published there
+            self.metrics.stage.labels("request").observe(time.perf_counter() - start)
+            self._known.add(internal)
+            payloads = [p.model_dump(mode="json") for p in preds]
+            for payload in payloads:
+                self.metrics.predictions.labels(payload["direction"]).inc()
+            return payloads
         await self.ensure_restored(internal)
         wait_start = time.perf_counter()
         self.metrics.queue_depth.set(self.batcher.queue_depth)
@@ -533,6 +615,15 @@ class Runtime:
     async def erase_source(self, tenant_id: str, source: str) -> bool:
         """Erase a source's state, predictions, checkpoint and jobs."""
         internal = internal_source(tenant_id, source)
+        if self.stream is not None:  # the owning worker erases state, predictions, checkpoint
+            existed = await self.stream.erase(tenant_id, source)
+            self._known.discard(internal)
+            async with self.sessions() as session:
+                await store.delete_jobs_for_source(session, tenant_id=tenant_id, source=source)
+                await session.commit()
+            with contextlib.suppress(KeyError):
+                self.metrics.hit_rate.remove(tenant_id, source)
+            return existed
         await self._flush_writer()
         existed = await asyncio.to_thread(self.platform.forget, internal)
         self._known.discard(internal)

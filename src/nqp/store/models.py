@@ -45,6 +45,7 @@ __all__ = [
     "Job",
     "Prediction",
     "SourceCheckpoint",
+    "StreamPosition",
     "Tenant",
     "UTCDateTime",
     "ValidationRun",
@@ -244,6 +245,21 @@ class SourceCheckpoint(Base):
     tenant_id: Mapped[str] = mapped_column(String(32), _tenant_fk(), primary_key=True)
     source: Mapped[str] = mapped_column(String(256), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StreamPosition(Base):
+    """The input-topic position of a source's checkpoint (distributed mode; one row per
+    tenant and source). See :mod:`nqp.stream.positions`."""
+
+    __tablename__ = "stream_positions"
+
+    tenant_id: Mapped[str] = mapped_column(String(32), _tenant_fk(), primary_key=True)
+    source: Mapped[str] = mapped_column(String(256), primary_key=True)
+    input_topic_id: Mapped[str] = mapped_column(String(64))
+    input_partition: Mapped[int] = mapped_column(Integer)
+    input_offset: Mapped[int] = mapped_column(BigInteger)
+    producer_sequence: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

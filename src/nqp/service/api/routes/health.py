@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -45,7 +44,7 @@ async def readyz(runtime: RuntimeDep) -> dict[str, Any]:
 async def status(runtime: RuntimeDep, principal: CurrentKey) -> dict[str, Any]:
     """Version, uptime and the caller's view of the platform."""
     prefix = f"{principal.tenant_id}/"
-    names = await asyncio.to_thread(runtime.platform.sources)
+    names = await runtime.live_sources()
     return {
         "version": __version__,
         "uptime_s": time.time() - runtime.started_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -16,9 +17,11 @@ from nqp.exceptions import InvalidInputError
 from nqp.service.api.deps import DeveloperKey, RuntimeDep, caller
 from nqp.service.batcher import QueueFullError, ShuttingDownError
 from nqp.service.errors import ApiError, error_response
+from nqp.service.remote import ReplyTimeout
 from nqp.service.responses import dumps
 from nqp.service.runtime import Runtime, internal_source
 from nqp.service.security import Principal, Role
+from nqp.stream.kafka import StreamError
 from nqp.types import Prediction, ProcessConfig
 
 __all__ = ["Points", "RealtimeRequest", "RealtimeShortcut", "process_realtime", "router"]
@@ -129,6 +132,11 @@ async def process_realtime(runtime: Runtime, principal: Principal, raw: bytes) -
         ) from None
     except ShuttingDownError:
         raise ApiError(503, "Server is draining.", headers={"Retry-After": "5"}) from None
+    except ReplyTimeout as exc:  # distributed mode: no worker answered in time
+        retry = str(max(1, math.ceil(exc.retry_after_s)))
+        raise ApiError(503, str(exc), headers={"Retry-After": retry}) from None
+    except StreamError as exc:  # distributed mode: Kafka unreachable
+        raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
     except InvalidInputError as exc:
         raise ApiError(422, str(exc).replace("items[0].", ""), field=_field_of(str(exc))) from None
     return dumps(payloads[-1])

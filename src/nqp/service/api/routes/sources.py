@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -11,7 +10,6 @@ from fastapi import APIRouter
 from nqp import store
 from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDep
 from nqp.service.errors import ApiError
-from nqp.service.runtime import internal_source
 
 __all__ = ["router"]
 
@@ -22,8 +20,7 @@ router = APIRouter(prefix="/api/v1/sources", tags=["sources"])
 async def list_sources(principal: CurrentKey, runtime: RuntimeDep, session: SessionDep) -> dict:
     """Names of the tenant's sources (in memory or checkpointed)."""
     prefix = f"{principal.tenant_id}/"
-    names = await asyncio.to_thread(runtime.platform.sources)
-    live = {s[len(prefix) :] for s in names if s.startswith(prefix)}
+    live = {s[len(prefix) :] for s in await runtime.live_sources() if s.startswith(prefix)}
     stored = set(await store.list_sources(session, tenant_id=principal.tenant_id))
     return {"sources": sorted(live | stored)}
 
@@ -31,11 +28,9 @@ async def list_sources(principal: CurrentKey, runtime: RuntimeDep, session: Sess
 @router.get("/{source}")
 async def get_source(source: str, principal: CurrentKey, runtime: RuntimeDep) -> dict[str, Any]:
     """Statistics of one source: points, outcomes, realised hit rates, timing."""
-    internal = internal_source(principal.tenant_id, source)
-    await runtime.ensure_restored(internal)
-    if not await asyncio.to_thread(runtime.platform.known, internal):
+    summary = await runtime.source_summary(principal.tenant_id, source)
+    if summary is None:
         raise ApiError(404, f"No source {source!r}.")
-    summary = await asyncio.to_thread(runtime.platform.summary, internal)
     out = dataclasses.asdict(summary)
     out["source"] = source
     return out
