@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,18 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            # switching needs the database to itself, and SQLite answers "locked" at once
+            # (no busy wait) while another process migrates it: retry for up to 30 s
+            for attempt in range(300):
+                try:
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    break
+                except Exception as exc:
+                    if "locked" not in str(exc) or attempt == 299:
+                        raise
+                    time.sleep(0.1)
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
