@@ -218,8 +218,10 @@ async def _run_phase(
     rate: float | None,
     duration_s: float,
     connections: int,
+    max_requests: int | None = None,
 ) -> dict[str, Any]:
-    """Offered ``rate`` (open loop) or saturation (``rate=None``, closed loop)."""
+    """Offered ``rate`` (open loop) or saturation (``rate=None``, closed loop; at most
+    ``max_requests`` requests when given)."""
     conns = [_Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(connections)]
     idle: asyncio.Queue[_Conn] = asyncio.Queue()
     for c in conns:
@@ -260,13 +262,14 @@ async def _run_phase(
 
         async def worker(w: int) -> None:
             i = w
-            while time.perf_counter() < end:
+            while time.perf_counter() < end and (max_requests is None or i < max_requests):
                 await one(i, time.perf_counter())
                 i += connections
 
         tasks = [asyncio.create_task(worker(w)) for w in range(connections)]
     # stragglers get at most 10 s more, then count as errors
-    _, pending = await asyncio.wait(tasks, timeout=10.0) if tasks else (set(), set())
+    timeout = max(0.0, end - time.perf_counter()) + 10.0  # closed-loop workers run to `end`
+    _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
     for t in pending:
         t.cancel()
     if pending:
@@ -322,12 +325,13 @@ def _phase(target: str, port: int, pid: int, path: str, key: str, reqs, rate, ar
     return res
 
 
-def _drain(url: str, key: str, timeout_s: float = 60.0) -> None:
-    """Wait until the gateway's micro-batcher queue is empty (no backlog into the next phase)."""
+def _drain(url: str, key: str, timeout_s: float = 120.0) -> None:
+    """Wait until the gateway's micro-batcher queue and prediction-store backlog are empty
+    (no backlog carried into the next phase)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status, body = _http_json("GET", url + "/api/v1/status", key)
-        if status == 200 and body.get("queue_depth") == 0:
+        if status == 200 and body.get("queue_depth") == 0 and body.get("store_backlog") == 0:
             return
         time.sleep(0.25)
 
@@ -429,17 +433,32 @@ def main() -> None:
             # points cost several times a live one's, and 1000 sources started in step would
             # otherwise put all of that into the first second of the measurement
             warm_reqs = [_request_bytes(nqp_port, path, key, b) for b in _warm_bodies(args.sources)]
-            asyncio.run(
+            warm = asyncio.run(
                 _run_phase(
                     nqp_port,
                     path,
                     key,
                     warm_reqs,
                     rate=None,
-                    duration_s=max(3.0, args.sources / 100),
+                    duration_s=300.0,
                     connections=16,
+                    max_requests=len(warm_reqs),
                 )
             )
+            print(
+                json.dumps(
+                    {
+                        "figure": "warm_up",
+                        "sources": args.sources,
+                        "points_each": WARM_POINTS,
+                        "ok": warm["ok"],
+                        "errors": warm["errors"],
+                        "seconds": warm["elapsed_s"],
+                    }
+                ),
+                flush=True,
+            )
+            _drain(nqp_url, key)  # its predictions stored before anything is measured
             results: dict[tuple[str, Any], dict] = {}
             for target, port, pid, reqs in (
                 ("bare", bare_port, servers[1].pid, bare_reqs),

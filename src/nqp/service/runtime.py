@@ -148,6 +148,11 @@ class Runtime:
         self.sessions: Any = None
         self.ready = False
 
+    @property
+    def store_backlog(self) -> int:
+        """Predictions made but not yet stored (the writer's queue)."""
+        return self._writer.queue.qsize()
+
     def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
         """Run a background coroutine owned by the runtime (awaited on shutdown)."""
         task = asyncio.create_task(coro, name=name)

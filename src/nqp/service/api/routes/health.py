@@ -51,6 +51,7 @@ async def status(runtime: RuntimeDep, principal: CurrentKey) -> dict[str, Any]:
         "ready": runtime.ready,
         "sources_in_memory": sum(1 for s in names if s.startswith(prefix)),
         "queue_depth": runtime.batcher.queue_depth,
+        "store_backlog": runtime.store_backlog,
         "tenant": principal.tenant_id,
         "role": principal.role.value,
     }
