@@ -368,6 +368,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rates", type=str, default=",".join(map(str, RATES)))
     parser.add_argument("--profile", type=str, default=None, help="py-spy output (.txt raw)")
+    parser.add_argument(
+        "--batch-only", action="store_true", help="Only the batch-job figure (no realtime)."
+    )
+    parser.add_argument("--batch-points", type=int, default=50_000)
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server is not None:
@@ -423,6 +427,9 @@ def main() -> None:
             )
             assert status == 201, created
             key = created["key"]
+            if args.batch_only:
+                _batch(nqp_url, key, args)
+                return
             path = "/api/v1/process/realtime"
             n_max = int(max([*rates, 4000.0]) * args.duration * 1.2)
             bodies = _bodies(args.sources, min(n_max, 200_000))
@@ -515,7 +522,7 @@ def _batch(url: str, key: str, args: argparse.Namespace) -> None:
             flush=True,
         )
         return
-    n_points, n_sources = 50_000, min(args.sources, 1000)
+    n_points, n_sources = args.batch_points, min(args.sources, 1000)
     points = [
         {"source": f"b-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]} for i in range(n_points)
     ]

@@ -148,6 +148,13 @@ class ServiceSettings(BaseModel):
         description="Run the engine in a child process (its own core and GIL); False: in a "
         "thread of the gateway process.",
     )
+    engine_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Engine child processes; sources are sharded over them by name, and a "
+        "batch is stepped by all at once (one core each; ignored without engine_process).",
+    )
     callback_allowed_hosts: list[str] = Field(
         default_factory=list, description="Hosts batch callbacks may be posted to."
     )

@@ -153,7 +153,7 @@ def test_eviction_to_checkpoint_is_invisible():
     for k in range(0, 40, 5):  # interleave the three sources in chunks
         for s, v in data.items():
             chunk = list(v[k : k + 5])
-            ts = 100.0 + k + np.arange(5)
+            ts = 100.0 + 10 * k + np.arange(5)
             p = bounded.process(s, chunk, timestamp=ts)
             q = unbounded.process(s, chunk, timestamp=ts)
             assert _strip(p) == _strip(q)
@@ -243,3 +243,49 @@ def test_values_too_large_for_running_statistics_are_rejected():
     with pytest.raises(InvalidInputError, match="beyond"):
         platform.process("big", [1.0, 1.79e308, -1.79e308], timestamp=1e9)
     assert platform.checkpoint("big") == before
+
+
+def test_json_predictions_are_the_models_dumped():
+    """process_many_json (the service's and workers' path) equals process_many, dumped."""
+    rng = np.random.default_rng(3)
+    a, b = small_platform(warmup=5), small_platform(warmup=5)
+    walk = np.cumsum(rng.standard_normal((40, 2)), axis=0)
+    for k in range(40):
+        items = [
+            {"source": "uni", "data": [float(walk[k, 0])], "timestamp": [100.0 + 10 * k]},
+            {"source": "int", "data": [k % 3, 1], "timestamp": 100.0 + 10 * k},
+            {"source": "multi", "data": [walk[k].tolist()], "timestamp": 100.0 + 10 * k},
+            {"source": "neuro", "data": [float(walk[k, 1])], "timestamp": 100.0 + 10 * k},
+            {"source": "quant", "data": float(walk[k, 0]), "timestamp": 100.0 + 10 * k},
+        ]
+        items[2]["config"] = {"target_channel": 1}
+        items[3]["config"] = {"quantum_enabled": False}
+        items[4]["config"] = {"neuromorphic_enabled": 0}
+        if k % 4 == 0:
+            t = 100.0 + 10 * k
+            items.append({"source": "uni", "data": [1.0, 2.0], "timestamp": [t + 1, t + 1]})
+            items.append({"source": "uni", "data": [3.0], "timestamp": [t + 2]})
+        got = b.process_many_json(items)
+        want = a.process_many(items)
+        assert [len(r) for r in got] == [len(r) for r in want]
+        for g_row, w_row in zip(got, want, strict=True):
+            for g, w in zip(g_row, w_row, strict=True):
+                g = dict(g, processing_time_ms=0.0)
+                assert g == w.model_dump(mode="json") | {"processing_time_ms": 0.0}
+                assert all(type(g[k]) is type(v) for k, v in w.model_dump(mode="json").items())
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ([1.0, float("nan")], "non-finite"),
+        ([float("inf")], "non-finite"),
+        ([2e100], "beyond"),
+        ([1.0, True], "booleans"),
+    ],
+)
+def test_fast_parse_path_still_rejects(data, match):
+    p = small_platform()
+    with pytest.raises(InvalidInputError, match=match):
+        p.process("s", data)
+    assert p.sources() == []

@@ -7,7 +7,7 @@ import pytest
 
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
-from nqp.engine.process import EngineHost, EngineUnavailableError
+from nqp.engine.process import EngineHost, EngineUnavailableError, shard_of
 from nqp.exceptions import InvalidInputError
 
 SMALL = {
@@ -17,13 +17,30 @@ SMALL = {
 }
 
 
+def assert_same(got: dict, want: dict) -> None:
+    """Equal predictions: exact but for float rounding (a different batch width changes
+    the summation order of the engine's matrix products, hence the last bits)."""
+    got, want = dict(got, processing_time_ms=0.0), dict(want, processing_time_ms=0.0)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if isinstance(value, dict):
+            assert_same(got[key], value)
+        elif isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        else:
+            assert got[key] == value, key
+
+
 def _items(rng: np.random.Generator, k: int) -> list[ProcessItem]:
     return [ProcessItem(f"t/s{i}", float(rng.normal()), 1000.0 + k, None) for i in range(3)]
 
 
-@pytest.fixture(params=[False, True], ids=["child-process", "in-process"])
+@pytest.fixture(
+    params=[(False, 1), (True, 1), (False, 3)], ids=["child-process", "in-process", "sharded"]
+)
 def host(request):
-    engine = EngineHost(Settings(**SMALL), in_process=request.param)
+    in_process, processes = request.param
+    engine = EngineHost(Settings(**SMALL), in_process=in_process, processes=processes)
     engine.start()
     yield engine
     engine.close()
@@ -40,9 +57,7 @@ def test_same_predictions_as_the_platform(host):
         ]
         for g, w in zip(got, want, strict=True):
             for gp, wp in zip(g, w, strict=True):
-                gp.pop("processing_time_ms")
-                wp.pop("processing_time_ms")
-                assert gp == wp
+                assert_same(gp, wp)
     assert sorted(host.sources()) == ["t/s0", "t/s1", "t/s2"]
     assert host.known("t/s0")
     assert not host.known("t/nope")
@@ -82,9 +97,92 @@ def test_closed_engine_is_unavailable():
 def test_a_dead_engine_process_is_reported():
     engine = EngineHost(Settings(**SMALL))
     engine.start()
-    engine._proc.kill()
-    engine._proc.join()
+    engine._procs[0].kill()
+    engine._procs[0].join()
     assert not engine.alive
     with pytest.raises(EngineUnavailableError):
         engine.process_json([ProcessItem("t/a", 1.0, 1.0, None)])
     engine.close()
+
+
+def test_sources_spread_over_the_shards():
+    shards = {shard_of(f"t/s{i}", 3) for i in range(30)}
+    assert shards == {0, 1, 2}
+    assert shard_of("t/s7", 3) == shard_of("t/s7", 3)  # stable (crc32, not hash())
+    assert shard_of("anything", 1) == 0
+
+
+@pytest.fixture
+def sharded():
+    engine = EngineHost(Settings(**SMALL), processes=3)
+    engine.start()
+    yield engine
+    engine.close()
+
+
+def _on_other_shards(n: int) -> list[str]:
+    """Sources on pairwise different shards of 3."""
+    names, used = [], set()
+    for i in range(100):
+        name = f"t/x{i}"
+        if shard_of(name, 3) not in used:
+            used.add(shard_of(name, 3))
+            names.append(name)
+        if len(names) == n:
+            return names
+    raise AssertionError("no spread")
+
+
+def test_sharded_request_with_one_bad_item_runs_no_part(sharded):
+    a, b, c = _on_other_shards(3)
+    sharded.process_json([ProcessItem(s, 1.0, 1.0, None) for s in (a, b, c)])
+    before = sharded.checkpoints([a, b, c])
+    items = [
+        ProcessItem(a, 2.0, 2.0, None),
+        ProcessItem(b, 2.0, 2.0, None),
+        ProcessItem(a, 3.0, 3.0, None),
+        ProcessItem(c, float("nan"), 2.0, None),  # request index 3, index 0 on its shard
+    ]
+    with pytest.raises(InvalidInputError, match=r"^items\[3\]\.data.*finite"):
+        sharded.process_json(items)
+    assert sharded.checkpoints([a, b, c]) == before
+    # two invalid items on different shards: the lower request index is reported
+    items[1] = ProcessItem(b, [[1.0, 2.0]], 2.0, None)  # 2 channels on a 1-channel source
+    with pytest.raises(InvalidInputError, match=r"^items\[1\]\.data has 2 channel"):
+        sharded.process_json(items)
+    assert sharded.checkpoints([a, b, c]) == before
+    # the engine still works afterwards and keeps per-source order across items
+    items[1] = ProcessItem(b, 2.0, 2.0, None)
+    out = sharded.process_json(items[:3])
+    assert [p["sequence"] for r in out for p in r] == [2, 2, 3]
+    assert [p["value"] for r in out for p in r] == [2.0, 2.0, 3.0]
+
+
+def test_sharded_equals_one_engine():
+    one = EngineHost(Settings(**SMALL), in_process=True)
+    one.start()
+    many = EngineHost(Settings(**SMALL), processes=2)
+    many.start()
+    try:
+        rng = np.random.default_rng(5)
+        for k in range(12):
+            items = [ProcessItem(f"t/s{i}", float(rng.normal()), 10.0 + k, None) for i in range(7)]
+            items.append(ProcessItem("t/s0", [0.5, 0.25], [10.5 + k, 10.5 + k], None))
+            got, want = many.process_json(items), one.process_json(items)
+            for g, w in zip(got, want, strict=True):
+                assert len(g) == len(w)
+                for gp, wp in zip(g, w, strict=True):
+                    assert_same(gp, wp)
+        assert sorted(many.sources()) == sorted(one.sources())
+        assert many.known_of(["t/s3", "t/no", "t/s1"]) == ["t/s3", "t/s1"]
+    finally:
+        one.close()
+        many.close()
+
+
+def test_a_dead_shard_makes_the_engine_unavailable(sharded):
+    sharded._procs[1].kill()
+    sharded._procs[1].join()
+    assert not sharded.alive
+    with pytest.raises(EngineUnavailableError):
+        sharded.sources()

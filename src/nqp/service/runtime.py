@@ -93,7 +93,11 @@ class Runtime:
                 gateway_id=settings.stream.gateway_id,
                 kafka_options=settings.stream.kafka_options,
             )
-        self.platform = EngineHost(settings, in_process=self.distributed or not svc.engine_process)
+        self.platform = EngineHost(
+            settings,
+            in_process=self.distributed or not svc.engine_process,
+            processes=svc.engine_processes,
+        )
         self.batcher = MicroBatcher(
             self._process,
             max_batch_size=svc.batch_max_size,
