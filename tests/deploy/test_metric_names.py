@@ -179,3 +179,11 @@ def test_dashboard_covers_every_nqp_metric():
     covered = {re.sub(r"_(total|bucket|sum|count|created)$", "", n) for n in used}
     missing = sorted(families - covered)
     assert not missing, f"add a panel to deploy/grafana/dashboards/nqp.json for {missing}"
+
+
+def test_per_source_hit_rate_is_exported_in_both_modes():
+    """NQPLowRollingHitRate must work embedded (gateway) and distributed (workers)."""
+    for metrics in (Metrics(), WorkerMetrics()):
+        families = {f.name: f for f in metrics.registry.collect()}
+        assert "nqp_source_rolling_hit_rate" in families, type(metrics).__name__
+        assert set(metrics.hit_rate._labelnames) == {"tenant", "source"}

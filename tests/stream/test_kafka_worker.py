@@ -10,6 +10,7 @@ import urllib.request
 import numpy as np
 import orjson
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from nqp.engine import Platform, ProcessItem
 from nqp.stream.kafka import partition_for
@@ -64,9 +65,9 @@ def assert_same_prediction(got: dict, want: dict) -> None:
             assert math.isclose(gn["patterns"][kind], strength, rel_tol=1e-9, abs_tol=1e-12)
 
 
-def reference(settings, tenant_id, points):
+def reference(settings, tenant_id, points, platform=None):
     """Predictions of one embedded Platform fed ``points`` [(source, data, ts, config)]."""
-    platform = Platform(settings)
+    platform = Platform(settings) if platform is None else platform
     out = {}
     for source, data, ts, config in points:
         for pred in platform.process_many([ProcessItem(f"{tenant_id}/{source}", data, ts, config)])[
@@ -172,13 +173,29 @@ def test_external_producer_results_equal_the_embedded_engine(kafka_bootstrap, st
                 rec = {**record(tid, src, **fields), "timestamp": ms}
                 points.append((src, data, ms / 1000.0, config))
             records.append(rec)
-    want = reference(settings, tid, points)
-    with worker_thread(settings):
+    embedded = Platform(settings)
+    want = reference(settings, tid, points, embedded)
+    port = free_port()
+    with worker_thread(settings, metrics_port=port):
         produce(kafka_bootstrap, s.input_topic, records)
         wait_for(lambda: len(stored_predictions(url, tid)) >= len(want), 60, "predictions")
         topic = read_topic(kafka_bootstrap, s.predictions_topic, len(want))
         neuro = read_topic(kafka_bootstrap, s.neuromorphic_topic, len(want))
         quantum = read_topic(kafka_bootstrap, s.quantum_topic, 1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        described = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10)
+    # every topic the worker uses was created with the configured partition count
+    for name in (s.input_topic, s.predictions_topic, s.neuromorphic_topic, s.quantum_topic):
+        assert len(described.topics[name].partitions) == s.partitions, name
+    # the worker exports each source's rolling hit rate (alert NQPLowRollingHitRate), equal
+    # to the embedded engine's for the same points
+    rates = embedded.rolling_hit_rates([f"{tid}/{src}" for src in sources])
+    assert rates, "no source is past its warm-up"
+    for internal, rate in rates.items():
+        line = f'nqp_source_rolling_hit_rate{{source="{internal.split("/", 1)[1]}",tenant="{tid}"}}'
+        exported = [float(x.split()[-1]) for x in metrics.splitlines() if x.startswith(line)]
+        assert exported == [pytest.approx(rate, abs=1e-12)], internal
     got = stored_predictions(url, tid)
     assert len(got) == len(want)
     for payload in got:

@@ -104,7 +104,6 @@ from nqp.stream.messages import (
     decode_input,
     ws_channel,
 )
-from nqp.types import Prediction
 
 __all__ = [
     "DEFAULT_WS_CHANNEL_PREFIX",
@@ -192,6 +191,19 @@ class WorkerMetrics:
         self.sources = Gauge("nqp_worker_sources", "Sources held in memory", registry=r)
         self.commits = Counter("nqp_worker_commits", "Offset commits", ["result"], registry=r)
         self.errors = Counter("nqp_worker_errors", "Errors by kind", ["kind"], registry=r)
+        # the same series the embedded gateway exports (alert NQPLowRollingHitRate); a
+        # worker exports it for the sources it holds and removes it when it lets one go
+        self.hit_rate = Gauge(
+            "nqp_source_rolling_hit_rate",
+            "Exponentially weighted realised hit rate per source",
+            ["tenant", "source"],
+            registry=r,
+        )
+
+    def forget_source(self, tenant_id: str, source: str) -> None:
+        """Drop a source's per-source series (released partition or erased source)."""
+        with contextlib.suppress(KeyError):
+            self.hit_rate.remove(tenant_id, source)
 
 
 @dataclass
@@ -537,6 +549,7 @@ class Worker:
         for internal, src in list(self._sources.items()):
             if src.home in partitions:
                 self.platform.forget(internal)
+                self.metrics.forget_source(src.tenant_id, src.source)
                 del self._sources[internal]
                 self._dirty.discard(internal)
                 if self._round is not None:
@@ -698,6 +711,9 @@ class Worker:
         start = time.perf_counter()
         results = self._process_items(items)
         self.metrics.stage.labels("engine").observe(time.perf_counter() - start)
+        for internal, rate in self.platform.rolling_hit_rates({i.source for i in items}).items():
+            src = self._sources[internal]
+            self.metrics.hit_rate.labels(src.tenant_id, src.source).set(rate)
         out = _Outputs()
         s = self.settings.stream
         headers_base = [(H_WORKER, self.worker_id_.encode())]
@@ -717,8 +733,8 @@ class Worker:
             key = message.key
             headers = [(H_TENANT, message.tenant_id.encode()), *headers_base]
             payloads = []
-            for pred in result:
-                payload = _payload(pred, message.source)
+            for payload in result:
+                payload["source"] = message.source  # the engine names it tenant/source
                 payloads.append(payload)
                 out.rows.setdefault(message.tenant_id, []).append(prediction_row(payload))
                 out.live.setdefault(message.tenant_id, []).append(payload)
@@ -752,7 +768,7 @@ class Worker:
         order).
         """
         try:
-            return list(self.platform.process_many(items))
+            return list(self.platform.process_many_json(items))
         except InvalidInputError as exc:
             if len(items) == 1:
                 return [exc]
@@ -835,6 +851,7 @@ class Worker:
         if self._round is not None:
             self._round.states.pop((tenant_id, source), None)
         in_memory = self.platform.forget(entry.internal)
+        self.metrics.forget_source(tenant_id, source)
         self._dirty.discard(entry.internal)
 
         async def delete() -> bool:
@@ -1139,12 +1156,6 @@ def _record_time(msg: Any) -> float:
     if ts_type == 0 or ts is None or ts < 0:  # TIMESTAMP_NOT_AVAILABLE (pre-0.10 records)
         return time.time()
     return ts / 1000.0
-
-
-def _payload(pred: Prediction, public_source: str) -> dict[str, Any]:
-    payload = pred.model_dump(mode="json")
-    payload["source"] = public_source
-    return payload
 
 
 def run_worker(
