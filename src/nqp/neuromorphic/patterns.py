@@ -22,6 +22,7 @@ thresholds them (default 0.5 for every kind).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -30,12 +31,24 @@ from numpy.typing import ArrayLike, NDArray
 
 from nqp._validation import Interval, check_finite_array, validate_params
 from nqp.exceptions import InvalidInputError, InvalidParameterError
-from nqp.neuromorphic._patterns._common import as_raster
-from nqp.neuromorphic._patterns.bursts import burst, burst_events, poisson_burst_fraction
-from nqp.neuromorphic._patterns.dynamics import chaos_statistics, chaotic
+from nqp.neuromorphic._patterns._common import as_raster, boxcar, group_traces, unbatch
+from nqp.neuromorphic._patterns.bursts import _burst, burst, burst_events, poisson_burst_fraction
+from nqp.neuromorphic._patterns.dynamics import _chaotic, chaos_statistics, chaotic
 from nqp.neuromorphic._patterns.novelty import EmergentState, emergent
-from nqp.neuromorphic._patterns.population import rhythmic, sparse, synchronous
-from nqp.neuromorphic._patterns.waves import standing, traveling
+from nqp.neuromorphic._patterns.population import (
+    _rhythmic,
+    _sparse,
+    _synchronous,
+    rhythmic,
+    sparse,
+    synchronous,
+)
+from nqp.neuromorphic._patterns.waves import (
+    _standing_traces,
+    _traveling_traces,
+    standing,
+    traveling,
+)
 
 __all__ = [
     "KINDS",
@@ -278,21 +291,26 @@ class PatternDetector:
                     f"features must have shape ({batch}, {state.mean.shape[1]}) to match the "
                     f"batch and the state, got {feats.shape}."
                 )
+        # The public functions' cores on the checked raster: no second validation, and the
+        # ordered group traces are built once for traveling and standing.
+        empty = r3.shape[1] == 0 or r3.shape[2] == 0
+        traces = functools.cache(lambda: _group_traces(r3, self.n_groups, self.smoothing))
         computers = {
-            "synchronous": lambda: synchronous(r3, smoothing=self.smoothing),
-            "traveling": lambda: traveling(
-                r3, n_groups=self.n_groups, max_lag=self.max_lag, smoothing=self.smoothing
+            "synchronous": lambda: _synchronous(r3, self.smoothing),
+            "traveling": lambda: (
+                np.zeros(batch) if empty else _traveling_traces(traces()[1], self.max_lag)
             ),
-            "standing": lambda: standing(r3, n_groups=self.n_groups, smoothing=self.smoothing),
-            "chaotic": lambda: chaotic(x, lyapunov_scale=self.lyapunov_scale),
-            "rhythmic": lambda: rhythmic(r3),
-            "sparse": lambda: sparse(r3),
-            "burst": lambda: burst(r3, min_spikes=self.min_spikes, isi_ratio=self.isi_ratio),
+            "standing": lambda: np.zeros(batch) if empty else _standing_traces(*traces()),
+            "rhythmic": lambda: _rhythmic(r3),
+            "sparse": lambda: _sparse(r3),
+            "burst": lambda: _burst(r3, self.min_spikes, self.isi_ratio),
         }
         strength: dict[str, NDArray[np.float64]] = {}
         for kind in self.kinds_:
-            if kind != "emergent":
-                strength[kind] = np.asarray(computers[kind](), dtype=np.float64)
+            if kind == "chaotic":
+                strength[kind] = _chaotic(x, lyapunov_scale=self.lyapunov_scale)
+            elif kind != "emergent":
+                strength[kind] = np.asarray(unbatch(computers[kind](), True), dtype=np.float64)
         if feats is not None and state is not None:
             # Last, so a rejected call (bad rows) leaves the state untouched.
             strength["emergent"] = state.update(
@@ -301,3 +319,11 @@ class PatternDetector:
         strength = {k: strength[k] for k in self.kinds_}
         detected = {k: strength[k] >= self.thresholds_[k] for k in self.kinds_}
         return PatternReport(kinds=self.kinds_, strength=strength, detected=detected)
+
+
+def _group_traces(
+    r3: NDArray[np.float64], n_groups: int, smoothing: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Ordered group traces of shape (batch, n_bins, G) and their boxcar-smoothed version."""
+    raw = group_traces(r3, n_groups)
+    return raw, boxcar(raw, smoothing, axis=1)

@@ -7,6 +7,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from nqp._validation import check_finite_array
 from nqp.exceptions import InvalidInputError
+from nqp.neuromorphic._patterns._kernels import running_mean
 
 __all__ = [
     "as_raster",
@@ -38,13 +39,15 @@ def as_raster(raster: ArrayLike, *, name: str = "raster") -> tuple[NDArray[np.fl
     InvalidInputError
         Wrong rank, non-finite or negative entries.
     """
-    arr = check_finite_array(raster, name=name)
+    spikes = isinstance(raster, np.ndarray) and raster.dtype == np.bool_
+    # A bool raster is finite and non-negative by construction: only convert it.
+    arr = np.asarray(raster, np.float64) if spikes else check_finite_array(raster, name=name)
     if arr.ndim not in (2, 3):
         raise InvalidInputError(
             f"{name} must have shape (n_bins, n_neurons) or (batch, n_bins, n_neurons), "
             f"got shape {arr.shape}."
         )
-    if arr.size and arr.min() < 0:
+    if not spikes and arr.size and arr.min() < 0:
         raise InvalidInputError(f"{name} holds spike counts and must be >= 0; got {arr.min()}.")
     batched = arr.ndim == 3
     return (arr if batched else arr[None]), batched
@@ -70,6 +73,8 @@ def boxcar(x: NDArray[np.float64], width: int, axis: int = 1) -> NDArray[np.floa
         shape = list(x.shape)
         shape[axis] = 0
         return np.zeros(shape)
+    if x.ndim == 3 and axis == 1:  # the detectors' layout: compiled, same sums
+        return running_mean(np.ascontiguousarray(x, dtype=np.float64), width)
     c = np.cumsum(x, axis=axis)
     pad_shape = list(x.shape)
     pad_shape[axis] = 1

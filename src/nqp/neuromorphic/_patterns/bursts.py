@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from nqp._validation import Interval, check_finite_array, validate_params
 from nqp.exceptions import InvalidInputError
 from nqp.neuromorphic._patterns._common import Strength, as_raster, unbatch
+from nqp.neuromorphic._patterns._kernels import burst_strengths
 
 __all__ = ["burst", "burst_events", "poisson_burst_fraction"]
 
@@ -184,13 +185,13 @@ def burst(raster: ArrayLike, *, min_spikes: int = 3, isi_ratio: float = 0.25) ->
     """
     validate_params("burst", {"min_spikes": min_spikes, "isi_ratio": isi_ratio}, _CONSTRAINTS)
     r3, batched = as_raster(raster)
+    return unbatch(_burst(r3, min_spikes, isi_ratio), batched)
+
+
+def _burst(r3: NDArray[np.float64], min_spikes: int, isi_ratio: float) -> NDArray[np.float64]:
+    """:func:`burst` of a checked raster of shape (batch, n_bins, n_neurons)."""
     if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
-    batch, _, n_neurons = r3.shape
-    counts = np.rint(r3).astype(np.int64)
-    b, t, n = np.nonzero(counts)
-    reps = counts[b, t, n]
-    times = np.repeat(t.astype(np.float64), reps)
-    ids = np.repeat(b.astype(np.int64) * n_neurons + n, reps)
-    groups = np.repeat(b.astype(np.int64), reps)
-    return unbatch(_burst_strength(times, ids, groups, batch, min_spikes, isi_ratio), batched)
+        return np.zeros(r3.shape[0])
+    f0 = poisson_burst_fraction(min_spikes, isi_ratio)
+    out = burst_strengths(np.ascontiguousarray(r3), min_spikes, float(isi_ratio), f0)
+    return np.clip(out, 0.0, 1.0)

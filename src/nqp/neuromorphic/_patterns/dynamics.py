@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
@@ -10,38 +9,12 @@ from scipy.spatial import cKDTree
 from nqp._validation import Interval, check_finite_array, validate_params
 from nqp.exceptions import InvalidInputError
 from nqp.neuromorphic._patterns._common import Strength
+from nqp.neuromorphic._patterns._kernels import chaos_divergence, nearest_outside
 
 __all__ = ["chaos_statistics", "chaotic"]
 
 _FLOOR = 1e-9  # distances below this (in units of the series' std) count as this
 _BRUTE_FORCE_MAX = 2048  # below this many reference points an exact O(n²) scan beats a k-d tree
-
-
-@numba.njit(cache=True, nogil=True)
-def _nearest_outside(
-    ref: NDArray[np.float64], theiler: int
-) -> NDArray[np.int64]:  # pragma: no cover
-    """Index of each point's nearest neighbour with ``|i - j| > theiler`` (exact scan).
-
-    Ties go to the lowest index. Needs ``len(ref) >= 2 * theiler + 2`` so a neighbour exists.
-    """
-    n, d = ref.shape
-    out = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        best = np.inf
-        arg = -1
-        for j in range(n):
-            if abs(i - j) <= theiler:
-                continue
-            acc = 0.0
-            for c in range(d):
-                t = ref[i, c] - ref[j, c]
-                acc += t * t
-            if acc < best:
-                best = acc
-                arg = j
-        out[i] = arg
-    return out
 
 
 def chaos_statistics(
@@ -120,41 +93,54 @@ def _validate_chaos_params(dim: int, delay: int, theiler: int, horizon: int) -> 
 def _chaos_statistics(
     x: NDArray[np.float64], dim: int, delay: int, theiler: int, horizon: int
 ) -> tuple[float, float]:
-    if x.size < 3:
-        return 0.0, 0.0
-    sd = x.std()
-    if not sd > 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0))):
-        return 0.0, 0.0
-    x = (x - x.mean()) / sd
+    lyap, det = _chaos_batch(x[None], dim, delay, theiler, horizon)
+    return float(lyap[0]), float(det[0])
+
+
+def _chaos_batch(
+    rows: NDArray[np.float64], dim: int, delay: int, theiler: int, horizon: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`chaos_statistics` of each row of ``rows`` (batch, n_points).
+
+    Returns ``(lyapunov, determinism)``, each of shape (batch,).
+    """
+    x = np.ascontiguousarray(rows, dtype=np.float64)
+    batch, n = x.shape
+    lyap, det = np.zeros(batch), np.zeros(batch)
     span = (dim - 1) * delay
-    n_embed = x.size - span
-    n_ref = n_embed - horizon  # reference points whose trajectories run K steps further
-    if n_ref < 2 * theiler + 3:
-        return 0.0, 0.0
-    emb = np.lib.stride_tricks.sliding_window_view(x, span + 1)[:, ::delay]  # (n_embed, dim)
+    n_ref = n - span - horizon  # reference points whose trajectories run K steps further
+    if n < 3 or n_ref < 2 * theiler + 3:
+        return lyap, det
+    sd = x.std(axis=1)
+    ok = sd > 1e-12 * np.maximum(1.0, np.abs(x).max(axis=1))
+    if not ok.any():
+        return lyap, det
+    z = (x[ok] - x.mean(axis=1)[ok, None]) / sd[ok, None]  # standardised rows
+    if n_ref <= _BRUTE_FORCE_MAX:
+        nbr = nearest_outside(z, n_ref, dim, delay, theiler)
+    else:
+        nbr = np.stack([_kdtree_neighbours(row, n_ref, span, delay, theiler) for row in z])
+    dist, det[ok] = chaos_divergence(z, nbr, dim, delay, horizon)  # (batch, n_ref, K+1)
+    log_div = np.log(np.maximum(dist, _FLOOR)).mean(axis=1)  # L(k), k = 0..K
+    steps = np.arange(horizon + 1)
+    kk = steps[1:] - steps[1:].mean()
+    centred = log_div[:, 1:] - log_div[:, 1:].mean(axis=1, keepdims=True)
+    lyap[ok] = np.vecdot(kk, centred) / (kk @ kk)  # row by row, as ``kk @ row`` adds
+    return lyap, det
+
+
+def _kdtree_neighbours(
+    z: NDArray[np.float64], n_ref: int, span: int, delay: int, theiler: int
+) -> NDArray[np.int64]:
+    """Nearest neighbour outside the Theiler window of each of the first ``n_ref`` points."""
+    emb = np.lib.stride_tricks.sliding_window_view(z, span + 1)[:, ::delay]  # (n_embed, dim)
     ref = np.ascontiguousarray(emb[:n_ref])
     i = np.arange(n_ref)
-    if n_ref <= _BRUTE_FORCE_MAX:
-        j = _nearest_outside(ref, theiler)
-    else:
-        k = min(2 * theiler + 2, n_ref)
-        _, idx = cKDTree(ref).query(ref, k=k)
-        idx = np.asarray(idx).reshape(n_ref, k)
-        outside = np.abs(idx - i[:, None]) > theiler
-        j = idx[i, np.argmax(outside, axis=1)]  # nearest neighbour outside the window
-    steps = np.arange(horizon + 1)
-    diff = emb[i[:, None] + steps] - emb[j[:, None] + steps]  # (n_ref, K+1, dim)
-    dist = np.sqrt((diff**2).sum(axis=2))
-    log_div = np.log(np.maximum(dist, _FLOOR)).mean(axis=0)  # L(k), k = 0..K
-    kk = steps[1:] - steps[1:].mean()
-    lyap = float(kk @ (log_div[1:] - log_div[1:].mean()) / (kk @ kk))
-    # One-step analogue forecast of the sample following each embedding vector.
-    target = x[i + span + 1]
-    forecast = x[j + span + 1]
-    mse_nn = float(np.mean((target - forecast) ** 2))
-    mse_ref = min(1.0, float(np.mean(np.diff(x) ** 2)))
-    det = 0.0 if mse_ref <= 0 else float(np.clip(1.0 - mse_nn / mse_ref, 0.0, 1.0))
-    return lyap, det
+    k = min(2 * theiler + 2, n_ref)
+    _, idx = cKDTree(ref).query(ref, k=k)
+    idx = np.asarray(idx).reshape(n_ref, k)
+    outside = np.abs(idx - i[:, None]) > theiler
+    return idx[i, np.argmax(outside, axis=1)].astype(np.int64)
 
 
 def chaotic(
@@ -213,11 +199,19 @@ def chaotic(
         raise InvalidInputError(
             f"series must have shape (n_points,) or (batch, n_points), got shape {x.shape}."
         )
-    rows = x if x.ndim == 2 else x[None]
-    out = np.zeros(rows.shape[0])
-    for b, row in enumerate(rows):
-        lyap, det = _chaos_statistics(row, dim, delay, theiler, horizon)
-        lp = max(lyap, 0.0)
-        out[b] = det * lp / (lp + lyapunov_scale)
-    out = np.clip(out, 0.0, 1.0)
+    out = _chaotic(x if x.ndim == 2 else x[None], dim, delay, theiler, horizon, lyapunov_scale)
     return out if x.ndim == 2 else float(out[0])
+
+
+def _chaotic(
+    rows: NDArray[np.float64],
+    dim: int = 3,
+    delay: int = 1,
+    theiler: int = 10,
+    horizon: int = 6,
+    lyapunov_scale: float = 0.1,
+) -> NDArray[np.float64]:
+    """:func:`chaotic` of checked finite series of shape (batch, n_points)."""
+    lyap, det = _chaos_batch(rows, dim, delay, theiler, horizon)
+    lp = np.maximum(lyap, 0.0)
+    return np.clip(det * lp / (lp + lyapunov_scale), 0.0, 1.0)

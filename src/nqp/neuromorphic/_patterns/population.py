@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from nqp._validation import Interval, validate_params
-from nqp.neuromorphic._patterns._common import Strength, as_raster, boxcar, harmonic_share, unbatch
+from nqp.neuromorphic._patterns._common import Strength, as_raster, harmonic_share, unbatch
+from nqp.neuromorphic._patterns._kernels import synchrony
 
 __all__ = ["rhythmic", "sparse", "synchronous"]
 
@@ -64,22 +65,16 @@ def synchronous(raster: ArrayLike, *, smoothing: int = 3) -> Strength:
         "synchronous", {"smoothing": smoothing}, {"smoothing": [Interval("int", 1, None)]}
     )
     r3, batched = as_raster(raster)
-    if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
-    v = boxcar(r3, smoothing, axis=1)  # (batch, T', N)
-    if v.shape[1] < 2:
-        return unbatch(np.zeros(r3.shape[0]), batched)
-    var_i = v.var(axis=1)  # (batch, N)
-    scale = np.maximum(v.max(axis=(1, 2)), 1e-300)[:, None] ** 2
-    active = var_i > 1e-24 * scale
-    n_a = active.sum(axis=1)
-    pop = (v * active[:, None, :]).sum(axis=2) / np.maximum(n_a, 1)[:, None]
-    mean_var = (var_i * active).sum(axis=1) / np.maximum(n_a, 1)
-    ok = n_a >= 2
-    chi2 = np.where(ok, pop.var(axis=1) / np.where(ok, mean_var, 1.0), 0.0)
-    inv_n = 1.0 / np.maximum(n_a, 2)
-    rho = np.where(ok, (chi2 - inv_n) / (1.0 - inv_n), 0.0)
-    return unbatch(np.sqrt(np.clip(rho, 0.0, 1.0)), batched)
+    return unbatch(_synchronous(r3, smoothing), batched)
+
+
+def _synchronous(r3: NDArray[np.float64], smoothing: int) -> NDArray[np.float64]:
+    """:func:`synchronous` of a checked raster of shape (batch, n_bins, n_neurons)."""
+    # Windows of fewer than two smoothed samples (boxcar's 'valid' length) score 0.
+    if r3.shape[1] == 0 or r3.shape[2] == 0 or r3.shape[1] - smoothing + 1 < 2:
+        return np.zeros(r3.shape[0])
+    rho = synchrony(np.ascontiguousarray(r3), smoothing)
+    return np.sqrt(np.clip(rho, 0.0, 1.0))
 
 
 def rhythmic(
@@ -140,11 +135,17 @@ def rhythmic(
         },
     )
     r3, batched = as_raster(raster)
+    return unbatch(_rhythmic(r3, n_harmonics, bandwidth, min_cycles), batched)
+
+
+def _rhythmic(
+    r3: NDArray[np.float64], n_harmonics: int = 4, bandwidth: int = 2, min_cycles: int = 2
+) -> NDArray[np.float64]:
+    """:func:`rhythmic` of a checked raster of shape (batch, n_bins, n_neurons)."""
     if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
+        return np.zeros(r3.shape[0])
     rate = r3.mean(axis=2)
-    out = harmonic_share(rate, n_harmonics=n_harmonics, bandwidth=bandwidth, min_cycles=min_cycles)
-    return unbatch(out, batched)
+    return harmonic_share(rate, n_harmonics=n_harmonics, bandwidth=bandwidth, min_cycles=min_cycles)
 
 
 def sparse(raster: ArrayLike) -> Strength:
@@ -185,15 +186,17 @@ def sparse(raster: ArrayLike) -> Strength:
     0.0
     """
     r3, batched = as_raster(raster)
-    if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
+    return unbatch(_sparse(r3), batched)
+
+
+def _sparse(r3: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`sparse` of a checked raster of shape (batch, n_bins, n_neurons)."""
     n = r3.shape[2]
+    if r3.shape[1] == 0 or n < 2:
+        return np.zeros(r3.shape[0])
     counts = r3.sum(axis=1)  # (batch, N)
     l1 = counts.sum(axis=1)
     l2 = np.sqrt((counts**2).sum(axis=1))
-    if n < 2:
-        return unbatch(np.zeros(r3.shape[0]), batched)
     ok = l2 > 0
     root = np.sqrt(n)
-    out = np.where(ok, (root - l1 / np.where(ok, l2, 1.0)) / (root - 1.0), 0.0)
-    return unbatch(out, batched)
+    return np.where(ok, (root - l1 / np.where(ok, l2, 1.0)) / (root - 1.0), 0.0)

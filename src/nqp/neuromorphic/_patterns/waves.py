@@ -14,31 +14,9 @@ from nqp.neuromorphic._patterns._common import (
     harmonic_share,
     unbatch,
 )
+from nqp.neuromorphic._patterns._kernels import lagged_correlations
 
 __all__ = ["standing", "traveling"]
-
-
-def _lagged_correlations(a: NDArray[np.float64], b: NDArray[np.float64], max_lag: int):
-    """Pearson correlation of ``a[t]`` with ``b[t + lag]`` for lag in -max_lag..max_lag.
-
-    ``a``, ``b`` of shape (..., T); returns shape (2 * max_lag + 1, ...), lag ascending,
-    each computed over the overlapping samples only. Undefined correlations are 0.
-    """
-    t = a.shape[-1]
-    out = np.zeros((2 * max_lag + 1, *a.shape[:-1]))
-    for j, lag in enumerate(range(-max_lag, max_lag + 1)):
-        if lag >= 0:
-            x, y = a[..., : t - lag], b[..., lag:]
-        else:
-            x, y = a[..., -lag:], b[..., : t + lag]
-        if x.shape[-1] < 2:
-            continue
-        xc = x - x.mean(axis=-1, keepdims=True)
-        yc = y - y.mean(axis=-1, keepdims=True)
-        den = np.sqrt((xc**2).sum(axis=-1) * (yc**2).sum(axis=-1))
-        ok = den > 1e-300
-        out[j] = np.where(ok, (xc * yc).sum(axis=-1) / np.where(ok, den, 1.0), 0.0)
-    return out
 
 
 def traveling(
@@ -103,21 +81,29 @@ def traveling(
         },
     )
     r3, batched = as_raster(raster)
+    return unbatch(_traveling(r3, n_groups, max_lag, smoothing), batched)
+
+
+def _traveling(
+    r3: NDArray[np.float64], n_groups: int, max_lag: int, smoothing: int
+) -> NDArray[np.float64]:
+    """:func:`traveling` of a checked raster of shape (batch, n_bins, n_neurons), unclipped."""
     if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
-    g = boxcar(group_traces(r3, n_groups), smoothing, axis=1)  # (batch, T', G)
+        return np.zeros(r3.shape[0])
+    return _traveling_traces(boxcar(group_traces(r3, n_groups), smoothing, axis=1), max_lag)
+
+
+def _traveling_traces(g: NDArray[np.float64], max_lag: int) -> NDArray[np.float64]:
+    """:func:`traveling` from the smoothed group traces ``g`` of shape (batch, T', G)."""
     n_g = g.shape[2]
     if n_g < 2 or g.shape[1] < max_lag + 2:
-        return unbatch(np.zeros(r3.shape[0]), batched)
-    a = np.moveaxis(g[:, :, :-1], 1, -1)  # (batch, G-1, T')
-    b = np.moveaxis(g[:, :, 1:], 1, -1)
-    corr = _lagged_correlations(a, b, max_lag)  # (L, batch, G-1)
-    peak = corr.max(axis=0)
-    lags = np.argmax(corr, axis=0) - max_lag
+        return np.zeros(g.shape[0])
+    corr = lagged_correlations(np.ascontiguousarray(g.transpose(2, 1, 0)), max_lag)
+    peak = corr.max(axis=2)
+    lags = np.argmax(corr, axis=2) - max_lag
     signs = np.where(peak > 0, np.sign(lags), 0)
     consistency = np.abs(signs.mean(axis=1))
-    out = consistency * np.maximum(peak, 0.0).mean(axis=1)
-    return unbatch(out, batched)
+    return consistency * np.maximum(peak, 0.0).mean(axis=1)
 
 
 def standing(
@@ -195,12 +181,35 @@ def standing(
         },
     )
     r3, batched = as_raster(raster)
+    return unbatch(_standing(r3, n_groups, smoothing, n_harmonics, bandwidth, min_cycles), batched)
+
+
+def _standing(
+    r3: NDArray[np.float64],
+    n_groups: int,
+    smoothing: int,
+    n_harmonics: int,
+    bandwidth: int,
+    min_cycles: int,
+) -> NDArray[np.float64]:
+    """:func:`standing` of a checked raster of shape (batch, n_bins, n_neurons), unclipped."""
     if r3.shape[1] == 0 or r3.shape[2] == 0:
-        return unbatch(np.zeros(r3.shape[0]), batched)
+        return np.zeros(r3.shape[0])
     raw = group_traces(r3, n_groups)  # (batch, T, G)
     g = boxcar(raw, smoothing, axis=1)  # (batch, T', G)
+    return _standing_traces(raw, g, n_harmonics, bandwidth, min_cycles)
+
+
+def _standing_traces(
+    raw: NDArray[np.float64],
+    g: NDArray[np.float64],
+    n_harmonics: int = 4,
+    bandwidth: int = 2,
+    min_cycles: int = 2,
+) -> NDArray[np.float64]:
+    """:func:`standing` from the group traces ``raw`` and their smoothed ``g``."""
     if g.shape[2] < 2 or g.shape[1] < 4:
-        return unbatch(np.zeros(r3.shape[0]), batched)
+        return np.zeros(g.shape[0])
     x = g - g.mean(axis=1, keepdims=True)
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     s1 = s[:, 0]
@@ -212,4 +221,4 @@ def standing(
     osc = harmonic_share(
         factor, n_harmonics=n_harmonics, bandwidth=bandwidth, min_cycles=min_cycles
     )
-    return unbatch(rank1 * osc, batched)
+    return rank1 * osc
