@@ -42,6 +42,8 @@ bench: $(VENV)/.installed-bench
 	$(PY) bench/neuromorphic.py
 	$(PY) bench/quantum.py
 	$(PY) bench/annealing.py
+	$(PY) bench/patterns.py
+	$(PY) bench/engine.py
 	$(PY) bench/load.py
 
 clean:
