@@ -8,8 +8,11 @@
  * Live data: history from GET /api/v1/predictions (paged, oldest first), then WS
  * /ws/predictions ({"type":"subscription","sources":[...]}; the server sends "subscribed",
  * "prediction" and a "ping" every 20 s). Reconnects with exponential backoff and jitter;
- * after a reconnect the history is reloaded so gaps are filled. Buffers hold the last
- * MAX_POINTS predictions of the selected source; charts redraw at most every REDRAW_MS.
+ * after a reconnect the history is reloaded so gaps are filled. Predictions published just
+ * before a subscription took effect but stored only after the history was read are in
+ * neither: a live point that skips sequences reads the history once more (GAP_REFILL_MS
+ * later, when the server has stored them). Buffers hold the last MAX_POINTS predictions of
+ * the selected source; charts redraw at most every REDRAW_MS.
  */
 "use strict";
 
@@ -24,6 +27,7 @@
   const SOURCES_MS = 10000;
   const HISTORY_PAGE = 1000;
   const HISTORY_MAX_PAGES = 10;
+  const GAP_REFILL_MS = 1000;
   const WS_IDLE_MS = 50000; // more than two server pings
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 15000;
@@ -54,6 +58,7 @@
     preds: [], // predictions of the selected source, by sequence, at most MAX_POINTS
     seqs: new Set(),
     historyGen: 0,
+    refillTimer: null,
     summary: null,
     ws: null,
     wsGen: 0,
@@ -167,6 +172,8 @@
     clearTimeout(state.idleTimer);
     clearTimeout(state.drawTimer);
     clearTimeout(state.validationTimer);
+    clearTimeout(state.refillTimer);
+    state.refillTimer = null;
     state.drawTimer = null;
     state.wsGen += 1; // callbacks of the old socket are ignored from now on
     if (state.ws) { try { state.ws.close(1000, "signed out"); } catch (_) { /* closed */ } }
@@ -255,6 +262,8 @@
     if (name === state.source) return;
     state.source = name;
     $("source-select").value = name;
+    clearTimeout(state.refillTimer);
+    state.refillTimer = null;
     state.preds = [];
     state.seqs = new Set();
     state.summary = null;
@@ -295,7 +304,7 @@
     return { preds: out, complete: false };
   }
 
-  async function loadHistory(source) {
+  async function loadHistory(source, refill = false) {
     const gen = ++state.historyGen;
     let summary = null;
     try {
@@ -320,6 +329,29 @@
     if (!result.complete) $("live-note").textContent = "History truncated; showing the latest points.";
     for (const p of result.preds) addPrediction(p, false);
     scheduleDraw();
+    // live points that came before the history may not follow it
+    const last = result.preds.length ? result.preds[result.preds.length - 1].sequence : 0;
+    if (!refill && skipsAfter(last)) scheduleRefill();
+  }
+
+  /** Whether the buffer skips a sequence after `seq` (the last of a history read). */
+  function skipsAfter(seq) {
+    let prev = seq;
+    for (const p of state.preds) {
+      if (p.sequence <= seq) continue;
+      if (p.sequence !== prev + 1) return true;
+      prev = p.sequence;
+    }
+    return false;
+  }
+
+  function scheduleRefill() {
+    if (state.refillTimer) return;
+    const source = state.source;
+    state.refillTimer = setTimeout(() => {
+      state.refillTimer = null;
+      if (source === state.source) loadHistory(source, true).catch(handleBackgroundError);
+    }, GAP_REFILL_MS);
   }
 
   function addPrediction(p, live) {
@@ -327,6 +359,7 @@
     state.seqs.add(p.sequence);
     const preds = state.preds;
     if (!preds.length || p.sequence > preds[preds.length - 1].sequence) {
+      if (live && preds.length && p.sequence > preds[preds.length - 1].sequence + 1) scheduleRefill();
       preds.push(p);
     } else {
       let i = preds.length - 1;
