@@ -1,6 +1,9 @@
 """Engine alone: predictions/s of ``Platform.process_many_json`` for waves of warmed sources.
 
-One JSON line per wave width; BLAS pinned to one thread. Usage:
+Two figures per wave width: ``engine_wave``, every warmed source in every wave (their
+state rows are consecutive, so the engine steps them in place), and ``engine_wave_scattered``,
+each wave a random half of twice as many warmed sources (rows gathered and scattered, as
+concurrent realtime requests for many sources give). BLAS pinned to one thread. Usage:
 ``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
 """
 
@@ -20,22 +23,22 @@ from nqp.engine.platform import ProcessItem
 WARM_POINTS = 40  # past the default warm-up of 30 outcomes
 
 
-def measure(width: int, waves: int, seed: int = 0) -> dict[str, float]:
+def measure(width: int, waves: int, *, scattered: bool = False, seed: int = 0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     platform = Platform()
-    sources = [f"t/s{i}" for i in range(width)]
-    walk = np.cumsum(rng.standard_normal((WARM_POINTS + waves, width)), axis=0)
+    pool = 2 * width if scattered else width
+    sources = [f"t/s{i}" for i in range(pool)]
+    walk = np.cumsum(rng.standard_normal((WARM_POINTS + waves, pool)), axis=0)
 
-    def wave(k: int) -> list[ProcessItem]:
-        return [
-            ProcessItem(s, [float(walk[k, j])], [1.7e9 + k], None) for j, s in enumerate(sources)
-        ]
+    def wave(k: int, picked: np.ndarray) -> list[ProcessItem]:
+        return [ProcessItem(sources[j], [float(walk[k, j])], [1.7e9 + k], None) for j in picked]
 
     for k in range(WARM_POINTS):
-        platform.process_many_json(wave(k))
+        platform.process_many_json(wave(k, np.arange(pool)))
     times = []
     for k in range(WARM_POINTS, WARM_POINTS + waves):
-        items = wave(k)
+        picked = rng.permutation(pool)[:width] if scattered else np.arange(pool)
+        items = wave(k, picked)
         start = time.perf_counter()
         platform.process_many_json(items)
         times.append(time.perf_counter() - start)
@@ -50,9 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     with threadpool_limits(1):
         for width in (int(w) for w in args.widths.split(",")):
-            out = measure(width, args.waves)
-            line = {"figure": "engine_wave", "sources": width, **out}
-            print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+            for scattered in (False, True):
+                out = measure(width, args.waves, scattered=scattered)
+                figure = "engine_wave_scattered" if scattered else "engine_wave"
+                line = {"figure": figure, "sources": width, **out}
+                print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ class BatchState:
     [[4.0, 5.0], [0.0, 1.0]]
     >>> s.put([1], Demo(v=np.zeros((1, 2)))); s.v[1].tolist()
     [0.0, 0.0]
+    >>> view = s.take(slice(0, 2)); view.v += 1.0; s.v[:2].tolist()  # a slice: views
+    [[1.0, 2.0], [1.0, 1.0]]
     >>> len(s), len(Demo.concat([s, s]))
     (3, 6)
     """
@@ -44,15 +46,36 @@ class BatchState:
         return int(first.shape[0])
 
     def take(self, rows: Any) -> Self:
-        """A copy holding only ``rows`` (gather), in the given order."""
+        """The state of ``rows`` (gather), in the given order.
+
+        An index array gives a copy; a ``slice`` gives views, so that a step working in
+        place on them writes straight into this state (and :meth:`put` then skips them).
+        """
+        if isinstance(rows, slice):
+            views = {k: v[rows] for k, v in self.arrays().items()}
+            out = type(self)(**views)
+            out.__dict__["_view_of"] = (self, rows, views)  # not a field: put() reads it
+            return out
         idx = np.asarray(rows, dtype=np.intp)
-        return type(self)(**{k: v[idx].copy() for k, v in self.arrays().items()})
+        return type(self)(**{k: v[idx] for k, v in self.arrays().items()})  # fancy index: copies
 
     def put(self, rows: Any, other: Self) -> None:
-        """Write ``other``'s rows into ``rows`` of this state (scatter), in place."""
-        idx = np.asarray(rows, dtype=np.intp)
+        """Write ``other``'s rows into ``rows`` of this state (scatter), in place.
+
+        Fields of ``other`` that still are the views ``self.take(rows)`` returned for the
+        same slice are already in place and are not copied.
+        """
+        origin = getattr(other, "_view_of", None)
+        in_place: dict[str, NDArray[Any]] = {}
+        if isinstance(rows, slice) and origin is not None:
+            owner, taken, views = origin
+            if owner is self and taken == rows:
+                in_place = views
+        sel = rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.intp)
         for k, v in self.arrays().items():
-            v[idx] = getattr(other, k)
+            src = getattr(other, k)
+            if in_place.get(k) is not src:
+                v[sel] = src
 
     def copy(self) -> Self:
         """A deep copy."""

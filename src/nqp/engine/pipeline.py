@@ -325,7 +325,8 @@ class Pipeline:
         Parameters
         ----------
         st : dict of str to BatchState
-            Gathered rows (``SourceStore.states[name].take(rows)``) of every component;
+            Gathered rows (``SourceStore.states[name].take(rows)``: copies, or views for a
+            slice of rows) of every component;
             modified in place. Meta fields ``key``, ``n_channels``, ``horizon`` and
             ``target`` must already be set for new sources.
         x : ndarray of shape (B, max_channels), float64

@@ -456,8 +456,16 @@ class Platform:
         depth = max(len(q) for q in queues.values())
         for wave in range(depth):
             members = [(s, q[wave]) for s, q in queues.items() if wave < len(q)]
+            rows = self.store.acquire([s for s, _ in members], pinned=all_sources)
+            # Sources step independently: in row order, a run of consecutive rows (the
+            # common case) is stepped in place on views of the store, with no copies.
+            order = np.argsort(rows, kind="stable")
+            rows = rows[order]
+            members = [members[j] for j in order]
             sources = [s for s, _ in members]
-            rows = self.store.acquire(sources, pinned=all_sources)
+            span: slice | NDArray[np.intp] = rows
+            if rows.size and rows[-1] - rows[0] == rows.size - 1:
+                span = slice(int(rows[0]), int(rows[-1]) + 1)
             meta: MetaState = self.store.states["meta"]
             for (source, (i, _)), row in zip(members, rows, strict=True):
                 if meta.seq[row] == 0:  # a new source: fix its layout
@@ -478,10 +486,10 @@ class Platform:
                 neuro_on[b] = p.config.neuromorphic_enabled
                 quantum_on[b] = p.config.quantum_enabled
             start = time.perf_counter()
-            gathered = {name: state.take(rows) for name, state in self.store.states.items()}
+            gathered = {name: state.take(span) for name, state in self.store.states.items()}
             out = self.pipeline.step(gathered, x, ts, neuro_on, quantum_on)
             for name, state in self.store.states.items():
-                state.put(rows, gathered[name])
+                state.put(span, gathered[name])
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             targets = meta.target[rows]
             preds = self._predictions(
