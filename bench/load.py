@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -428,7 +429,10 @@ def main() -> None:
             assert status == 201, created
             key = created["key"]
             if args.batch_only:
-                _batch(nqp_url, key, args)
+                spy = _profile(servers[0].pid, args.profile, 8) if args.profile else None
+                _batch(nqp_url, key, args, pids=_tree(servers[0].pid))
+                if spy is not None:
+                    spy.wait(timeout=60)
                 return
             path = "/api/v1/process/realtime"
             n_max = int(max([*rates, 4000.0]) * args.duration * 1.2)
@@ -499,7 +503,7 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-            _batch(nqp_url, key, args)
+            _batch(nqp_url, key, args, pids=_tree(servers[0].pid))
         finally:
             for proc in servers:
                 proc.terminate()
@@ -511,7 +515,26 @@ def main() -> None:
             log.close()
 
 
-def _batch(url: str, key: str, args: argparse.Namespace) -> None:
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, e.g. forkserver engine children (Linux /proc)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                out += _tree(int(child))
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _batch(url: str, key: str, args: argparse.Namespace, pids: Sequence[int] = ()) -> None:
     with urllib.request.urlopen(url + "/openapi.json", timeout=10) as r:
         paths = json.loads(r.read())["paths"]
     if "/api/v1/process/batch" not in paths:
@@ -526,6 +549,7 @@ def _batch(url: str, key: str, args: argparse.Namespace) -> None:
     points = [
         {"source": f"b-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]} for i in range(n_points)
     ]
+    cpu0 = {p: _cpu_s(p) for p in pids}
     start = time.perf_counter()
     status, job = _http_json("POST", url + "/api/v1/process/batch", key, {"data_points": points})
     if status != 202:
@@ -549,6 +573,14 @@ def _batch(url: str, key: str, args: argparse.Namespace) -> None:
                 "status": state.get("status") if isinstance(state, dict) else None,
                 "seconds": round(took, 3),
                 "points_per_s": round(n_points / took, 1),
+                # the job runner's own time (from the first round to the last store)
+                "job_s": (state.get("result") or {}).get("elapsed_s")
+                if isinstance(state, dict)
+                else None,
+                # CPU seconds of the server and of each engine child during the job
+                "cpu_s": {str(p): round(_cpu_s(p) - cpu0.get(p, 0.0), 2) for p in _tree(pids[0])}
+                if pids
+                else None,
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }
         ),

@@ -409,3 +409,52 @@ def test_sources_per_tenant_limit_counts_the_batch(client, admin_key, monkeypatc
         == 202
     )
     assert _wait(client, admin_key, "b")["status"] == "succeeded"
+
+
+def test_chunks_in_flight_keep_each_sources_order(tmp_path, database_url):
+    # batch_max_size=2: five sources go in three chunks, two of them fed at once
+    settings = make_settings(tmp_path / "data", database_url, batch_max_size=2)
+    app = create_app(settings)
+    app.include_router(batch_routes.router)
+    with TestClient(app) as c:
+        c.app.state.job_runner = JobRunner(c.app.state.runtime, wave_points=6)  # 3-point rounds
+        admin = (tmp_path / "data" / "admin.key").read_text().strip()
+        tenant = _tenant(c, admin)
+        r = c.post(  # "b" gets one channel first, so the job's two-channel "b" conflicts
+            "/api/v1/process/realtime",
+            json={"source": "b", "data": [1.0], "timestamp": [1.0]},
+            headers=auth(admin),
+        )
+        assert r.status_code == 200
+        sources = ["a", "c", "d", "e"]
+        entries = _entries(3, sources, per_entry=5, rounds=3)
+        entries.insert(1, {"source": "b", "data": [[1.0, 2.0]] * 4, "timestamp": [2.0, 3, 4, 5]})
+        r = c.post("/api/v1/process/batch", json={"data_points": entries}, headers=auth(admin))
+        assert r.status_code == 202, r.text
+        job = _wait(c, admin, r.json()["job_id"])
+        assert job["status"] == "failed"
+        assert [e["source"] for e in job["result"]["errors"]] == ["b"]
+        reference = Platform(settings)
+        for s in sources:
+            mine = [e for e in entries if e["source"] == s]
+            item = ProcessItem(
+                f"{tenant}/{s}",
+                [v for e in mine for v in e["data"]],
+                [t for e in mine for t in e["timestamp"]],
+                None,
+            )
+            want = reference.process_many([item])[0]
+            stored = c.get(
+                "/api/v1/predictions", params={"source": s, "limit": 100}, headers=auth(admin)
+            ).json()["predictions"]
+            assert [p["sequence"] for p in stored] == list(range(1, 16))
+            for got, exp in zip(stored, want, strict=True):
+                assert got["timestamp"] == exp.timestamp
+                assert got["confidence"] == pytest.approx(exp.confidence, rel=1e-9, abs=1e-12)
+                assert got["expected_change"] == pytest.approx(
+                    exp.expected_change, rel=1e-9, abs=1e-12
+                )
+        stored_b = c.get(
+            "/api/v1/predictions", params={"source": "b", "limit": 100}, headers=auth(admin)
+        ).json()["predictions"]
+        assert [p["sequence"] for p in stored_b] == [1]  # the realtime point only

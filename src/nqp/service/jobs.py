@@ -6,9 +6,10 @@ shutdown waits for it). The runner feeds one :class:`~nqp.engine.ProcessItem` pe
 (all of that source's points, in request order) through :meth:`Runtime.submit` — the same
 code path as ``POST /api/v1/process/realtime``: the micro-batcher steps many sources per
 vectorised wave, and every prediction is stored and published to WebSocket subscribers.
-Up to ``settings.service.batch_max_size`` sources are in flight at once, fed in rounds of
-about ``wave_points`` points so that storing one round overlaps computing the next. A job
-is ``succeeded`` only once all of its predictions are stored.
+Sources go in chunks of ``settings.service.batch_max_size``, two chunks in flight at once,
+each fed in rounds of about ``wave_points`` points, so that storing one chunk's round
+overlaps computing the other's. A job is ``succeeded`` only once all of its predictions
+are stored.
 
 Stored result (bounded)
 -----------------------
@@ -92,6 +93,7 @@ SUMMARY_FIELDS = (
 _STATUS_LEN = 64  # Job.callback_status column width
 _FLUSH_EVERY_POINTS = 50_000  # let the prediction writer catch up (its queue is bounded)
 _QUEUE_FULL_RETRIES = 20
+_CHUNKS_IN_FLIGHT = 2  # one chunk's round in the engine while the other's is stored
 
 
 # ---------------------------------------------------------------------- signing
@@ -383,41 +385,30 @@ class JobRunner:
     ) -> tuple[dict[str, Any], str | None]:
         """Feed the batches in rounds; return (result summary, error or None).
 
-        Up to ``batch_max_size`` sources at a time; each round submits the next
-        ``ceil(wave_points / n_sources)`` points of every such source at once (one
-        micro-batch, stepped in vectorised waves), so that storing one round's predictions
-        overlaps computing the next. A source whose item fails gets no further rounds.
+        Sources go in chunks of up to ``batch_max_size``, :data:`_CHUNKS_IN_FLIGHT` chunks
+        at a time (disjoint sources, so per-source order holds), so that the engine steps
+        one chunk's round while the service stores and counts the other's. Each round
+        submits the next ``ceil(wave_points / n_sources)`` points of every source of its
+        chunk at once (one micro-batch, stepped in vectorised waves). A source whose item
+        fails gets no further rounds.
         """
         runtime = self.runtime
         start = time.perf_counter()
         width = max(1, runtime.settings.service.batch_max_size)
         tallies = [_Tally() for _ in batches]
-        since_flush = 0
-        for lo in range(0, len(batches), width):
-            chunk = range(lo, min(lo + width, len(batches)))
-            # restore first, so that the chunk's items reach the batcher together
-            await asyncio.gather(
-                *(runtime.ensure_restored(f"{tenant_id}/{batches[i].source}") for i in chunk)
+        unflushed = [0]  # points since the last flush, shared by the chunks in flight
+        slots = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+
+        async def feed(chunk: range) -> None:
+            async with slots:
+                await self._feed_chunk(tenant_id, batches, chunk, tallies, config, unflushed)
+
+        await asyncio.gather(
+            *(
+                feed(range(lo, min(lo + width, len(batches))))
+                for lo in range(0, len(batches), width)
             )
-            step = max(1, -(-self.wave_points // len(chunk)))
-            longest = max(len(batches[i].timestamps) for i in chunk)
-            for a in range(0, longest, step):
-                live = [
-                    i for i in chunk if tallies[i].error is None and a < len(batches[i].timestamps)
-                ]
-                outs = await asyncio.gather(
-                    *(self._submit(tenant_id, batches[i], a, a + step, config) for i in live),
-                    return_exceptions=True,
-                )
-                for i, out in zip(live, outs, strict=True):
-                    if isinstance(out, BaseException):
-                        tallies[i].error = out
-                    else:
-                        tallies[i].add(out)
-                        since_flush += len(out)
-                if since_flush >= _FLUSH_EVERY_POINTS:
-                    await runtime.flush()
-                    since_flush = 0
+        )
         await runtime.flush()
         elapsed = time.perf_counter() - start
         points = sum(t.points for t in tallies)
@@ -440,6 +431,39 @@ class JobRunner:
         if failed:
             error = f"{len(failed)} of {len(batches)} sources failed; first: {errors[0]['error']}"
         return result, error
+
+    async def _feed_chunk(
+        self,
+        tenant_id: str,
+        batches: Sequence[SourceBatch],
+        chunk: range,
+        tallies: list[_Tally],
+        config: ProcessConfig | None,
+        unflushed: list[int],
+    ) -> None:
+        """All rounds of one chunk of sources (``batches[i]`` for ``i`` in ``chunk``)."""
+        runtime = self.runtime
+        # restore first, so that the chunk's items reach the batcher together
+        await asyncio.gather(
+            *(runtime.ensure_restored(f"{tenant_id}/{batches[i].source}") for i in chunk)
+        )
+        step = max(1, -(-self.wave_points // len(chunk)))
+        longest = max(len(batches[i].timestamps) for i in chunk)
+        for a in range(0, longest, step):
+            live = [i for i in chunk if tallies[i].error is None and a < len(batches[i].timestamps)]
+            outs = await asyncio.gather(
+                *(self._submit(tenant_id, batches[i], a, a + step, config) for i in live),
+                return_exceptions=True,
+            )
+            for i, out in zip(live, outs, strict=True):
+                if isinstance(out, BaseException):
+                    tallies[i].error = out
+                else:
+                    tallies[i].add(out)
+                    unflushed[0] += len(out)
+            if unflushed[0] >= _FLUSH_EVERY_POINTS:
+                unflushed[0] = 0
+                await runtime.flush()
 
     async def _submit(
         self,
