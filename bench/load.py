@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +125,8 @@ def _http_json(method: str, url: str, key: str, body: Any = None) -> tuple[int, 
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants (Linux /proc).
+def _cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of a process and of each of its descendants (Linux /proc).
 
     Descendants count: the gateway runs its engine in a child process (of a forkserver).
     """
@@ -147,7 +146,13 @@ def _cpu_s(pid: int) -> float:
             if ppid == parent and child not in tree:
                 tree.add(child)
                 frontier.append(child)
-    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return {p: stats[p][1] / tick for p in tree if p in stats}
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its descendants together."""
+    return sum(_cpu_by_process(pid).values())
 
 
 # ---------------------------------------------------------------- load generator
@@ -430,7 +435,7 @@ def main() -> None:
             key = created["key"]
             if args.batch_only:
                 spy = _profile(servers[0].pid, args.profile, 8) if args.profile else None
-                _batch(nqp_url, key, args, pids=_tree(servers[0].pid))
+                _batch(nqp_url, key, args, servers[0].pid)
                 if spy is not None:
                     spy.wait(timeout=60)
                 return
@@ -503,7 +508,7 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-            _batch(nqp_url, key, args, pids=_tree(servers[0].pid))
+            _batch(nqp_url, key, args, servers[0].pid)
         finally:
             for proc in servers:
                 proc.terminate()
@@ -515,26 +520,7 @@ def main() -> None:
             log.close()
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, e.g. forkserver engine children (Linux /proc)."""
-    out = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                out += _tree(int(child))
-    return out
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _batch(url: str, key: str, args: argparse.Namespace, pids: Sequence[int] = ()) -> None:
+def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
     with urllib.request.urlopen(url + "/openapi.json", timeout=10) as r:
         paths = json.loads(r.read())["paths"]
     if "/api/v1/process/batch" not in paths:
@@ -549,7 +535,7 @@ def _batch(url: str, key: str, args: argparse.Namespace, pids: Sequence[int] = (
     points = [
         {"source": f"b-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]} for i in range(n_points)
     ]
-    cpu0 = {p: _cpu_s(p) for p in pids}
+    cpu0 = _cpu_by_process(pid)
     start = time.perf_counter()
     status, job = _http_json("POST", url + "/api/v1/process/batch", key, {"data_points": points})
     if status != 202:
@@ -564,6 +550,7 @@ def _batch(url: str, key: str, args: argparse.Namespace, pids: Sequence[int] = (
             break
         time.sleep(0.1)
     took = time.perf_counter() - start
+    cpu1 = _cpu_by_process(pid)
     print(
         json.dumps(
             {
@@ -577,10 +564,13 @@ def _batch(url: str, key: str, args: argparse.Namespace, pids: Sequence[int] = (
                 "job_s": (state.get("result") or {}).get("elapsed_s")
                 if isinstance(state, dict)
                 else None,
-                # CPU seconds of the server and of each engine child during the job
-                "cpu_s": {str(p): round(_cpu_s(p) - cpu0.get(p, 0.0), 2) for p in _tree(pids[0])}
-                if pids
-                else None,
+                # CPU seconds during the job: the gateway's, and its engine children's
+                "gateway_cpu_s": round(cpu1[pid] - cpu0[pid], 2),
+                "engine_cpu_s": sorted(
+                    round(c - cpu0.get(p, 0.0), 2)
+                    for p, c in cpu1.items()
+                    if p != pid and c - cpu0.get(p, 0.0) >= 0.05  # not the forkserver
+                ),
                 "loadavg_1m": round(os.getloadavg()[0], 2),
             }
         ),
