@@ -320,7 +320,7 @@ def serve(
 @app.command()
 def worker(
     metrics_port: int = typer.Option(
-        None, "--metrics-port", help="Serve the worker's Prometheus metrics on this port."
+        None, "--metrics-port", help="Serve /metrics, /healthz and /readyz on this port."
     ),
     worker_id: str = typer.Option(None, "--worker-id", help="Names the worker in logs."),
     kafka_option: list[str] = typer.Option(

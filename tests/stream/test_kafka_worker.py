@@ -4,7 +4,9 @@ checkpoint and the offset commit."""
 
 from __future__ import annotations
 
+import json
 import math
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -119,6 +121,19 @@ def test_bad_records_go_to_the_dead_letter_topic_and_nothing_is_dropped(kafka_bo
         counts = w.worker.counts
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             metrics = r.read().decode()
+        for probe in ("healthz", "readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{probe}", timeout=5) as r:
+                assert json.loads(r.read()) == {"status": "ok"}
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing-here", timeout=5)
+        assert missing.value.code == 404
+        missing.value.close()
+        w.worker._last_loop -= 120.0  # as if the loop had stalled for two minutes
+        assert "has not turned" in (w.worker._liveness() or "")
+        assert w.worker._readiness() == w.worker._liveness()
+        w.worker._last_loop += 120.0
+        w.worker.stop()
+        assert w.worker._readiness() == "draining"
     assert "nqp_worker_up 1.0" in metrics
     assert 'nqp_worker_records_total{outcome="processed"} 5.0' in metrics
     assert 'nqp_worker_dead_letters_total{reason="invalid_data"} 3.0' in metrics

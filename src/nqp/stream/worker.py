@@ -85,6 +85,7 @@ from nqp.engine import Platform, ProcessItem
 from nqp.exceptions import InvalidInputError
 from nqp.store.models import Tenant
 from nqp.stream import positions
+from nqp.stream.health import HealthServer
 from nqp.stream.kafka import (
     StreamError,
     admin_config,
@@ -119,6 +120,7 @@ __all__ = [
 log = logging.getLogger("nqp.worker")
 
 _IDLE_POLL_S = 0.1
+_LIVENESS_S = 60.0  # /healthz fails when the consume loop has not turned for this long
 _FLUSH_TIMEOUT_S = 30.0
 _DB_RETRIES = (0.2, 0.5, 1.0, 2.0)
 _REDIS_BACKOFF_S = 5.0
@@ -271,7 +273,9 @@ class Worker:
     ws_channel_prefix : str, default="nqp:ws:"
         Redis channel prefix of live predictions (channel = prefix + tenant id).
     metrics_port : int, optional
-        Serve Prometheus metrics on this port (0.0.0.0) while running.
+        Serve ``/metrics`` (Prometheus) and the probes ``/healthz`` (the consume loop turns)
+        and ``/readyz`` (set up and not draining) on this port (0.0.0.0) while running;
+        see :mod:`nqp.stream.health`.
 
     Notes
     -----
@@ -324,6 +328,23 @@ class Worker:
         finally:
             self._shutdown()
 
+    def _liveness(self) -> str | None:
+        """``/healthz``: the consume loop turned within :data:`_LIVENESS_S` (any thread)."""
+        stalled = time.monotonic() - self._last_loop
+        if stalled > _LIVENESS_S:
+            return f"the consume loop has not turned for {stalled:.0f} s"
+        return None
+
+    def _readiness(self) -> str | None:
+        """``/readyz``: set up, not draining and alive (any thread)."""
+        if not getattr(self, "_setup_done", False):
+            return "starting"
+        if self._stopping().is_set():
+            return "draining"
+        if getattr(self, "_failed", False):
+            return "failed"
+        return self._liveness()
+
     # ------------------------------------------------------------------ setup
     def _stopping(self) -> threading.Event:
         event = getattr(self, "_stop_event", None)
@@ -351,7 +372,8 @@ class Worker:
         self._delivery_errors: list[str] = []
         self._redis: Any = None
         self._redis_down_until = 0.0
-        self._metrics_server: Any = None
+        self._metrics_server: HealthServer | None = None
+        self._last_loop = time.monotonic()  # the consume loop's heartbeat (/healthz)
         self._runner = asyncio.Runner()
         self._db: Any = None
         # outputs (insert, produce, publish) and checkpoint writes each on their own thread,
@@ -393,10 +415,11 @@ class Worker:
                 self.settings.service.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5
             )
         if self.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            self._metrics_server, _ = start_http_server(
-                self.metrics_port, registry=self.metrics.registry
+            self._metrics_server = HealthServer(
+                self.metrics_port,
+                self.metrics.registry,
+                alive=self._liveness,
+                ready=self._readiness,
             )
         self._consumer.subscribe(
             [s.input_topic],
@@ -450,8 +473,7 @@ class Worker:
             with contextlib.suppress(Exception):
                 self._redis.close()
         if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+            self._metrics_server.close()
         with contextlib.suppress(Exception):
             self._outputs.submit(self._close_thread_db).result(30)
         with contextlib.suppress(Exception):
@@ -470,6 +492,7 @@ class Worker:
     # ------------------------------------------------------------------ loop
     def _step(self) -> None:
         s = self.settings.stream
+        self._last_loop = time.monotonic()
         msg = self._consumer.poll(_IDLE_POLL_S)
         if msg is not None:
             self._accept(msg)
