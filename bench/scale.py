@@ -282,7 +282,7 @@ class _Producer:
             self.producer.poll(0)
 
     def paced(self, rate: float, seconds: float, on_tick: Any = None) -> None:
-        """Open loop: point i is due at start + i / rate."""
+        """Open loop: point i is due at start + i / rate; ``on_tick()`` before each point."""
         start = time.perf_counter()
         n = int(rate * seconds)
         for k in range(n):
@@ -291,8 +291,8 @@ class _Producer:
             if delay > 0.002:
                 time.sleep(delay)
                 self.producer.poll(0)
-                if on_tick is not None:
-                    on_tick()
+            if on_tick is not None:  # also when behind schedule: lag is sampled all along
+                on_tick()
             self.send(due)
         self.producer.flush(30)
 
