@@ -132,6 +132,14 @@ class ServiceSettings(BaseModel):
     batch_max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
     queue_max: int = Field(10_000, ge=1, description="Realtime requests waiting at most.")
     retention_days: float | None = Field(30.0, gt=0, description="Prediction retention.")
+    job_lease_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=86_400.0,
+        description="A queued or running batch job or validation run whose gateway has not "
+        "renewed its lease (every job_lease_s / 6) for this long is closed as failed "
+        "('interrupted'): its gateway died.",
+    )
     checkpoint_interval_s: float = Field(
         300.0,
         ge=1.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -458,3 +459,44 @@ def test_chunks_in_flight_keep_each_sources_order(tmp_path, database_url):
             "/api/v1/predictions", params={"source": "b", "limit": 100}, headers=auth(admin)
         ).json()["predictions"]
         assert [p["sequence"] for p in stored_b] == [1]  # the realtime point only
+
+
+def test_leases_keep_running_work_and_close_what_a_dead_gateway_left(client, admin_key):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from nqp import store
+    from nqp.store.models import Job, utcnow
+
+    runtime = client.app.state.runtime
+    tenant = _tenant(client, admin_key)
+    long_ago = utcnow() - timedelta(seconds=10 * runtime.settings.service.job_lease_s)
+
+    async def two_old_running_jobs() -> tuple[str, str]:
+        async with runtime.sessions() as session:
+            ours = await store.create_job(session, tenant_id=tenant, request={}, sources=["s"])
+            dead = await store.create_job(session, tenant_id=tenant, request={}, sources=["s"])
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_([ours.id, dead.id]))
+                .values(status="running", created_at=long_ago)
+            )
+            await session.commit()
+            return ours.id, dead.id
+
+    ours, dead = client.portal.call(two_old_running_jobs)
+    # this gateway runs "ours" (a task holding its lease); nobody runs "dead" any more
+    gate = client.portal.call(asyncio.Event)
+
+    def hold_lease() -> None:  # returns nothing: the portal would await a returned task
+        runtime.spawn(gate.wait(), name="holds-a-lease", lease=("job", tenant, ours))
+
+    client.portal.call(hold_lease)
+    assert client.portal.call(runtime.renew_leases) == (1, 0)
+    assert _wait(client, admin_key, ours, until=lambda j: True)["status"] == "running"
+    closed = _wait(client, admin_key, dead)
+    assert closed["status"] == "failed"
+    assert "interrupted" in closed["error"]
+    client.portal.call(gate.set)  # the task ends: its lease is no longer renewed
+    assert client.portal.call(runtime.renew_leases) == (0, 0)  # renewed a moment ago

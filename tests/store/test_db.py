@@ -73,12 +73,12 @@ def test_migrations_ship_inside_the_package():
     for name in ("env.py", "script.py.mako"):
         assert root.joinpath(name).is_file(), name
     versions = sorted(p.name for p in root.joinpath("versions").iterdir() if p.name.endswith(".py"))
-    assert versions == ["0001_initial.py", "0002_stream_positions.py"]
+    assert versions == ["0001_initial.py", "0002_stream_positions.py", "0003_job_leases.py"]
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.py", v) for v in versions)  # <rev>_<slug>.py
     assert migrations_path() == Path(str(root))
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0002"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0002", "0001"]
+    assert script.get_heads() == ["0003"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0002", "0001"]
 
 
 async def _admin(admin_url: str, sql: str) -> None:
@@ -152,11 +152,11 @@ async def test_migrate_creates_exactly_the_models_and_is_idempotent(empty_db_url
             first = await conn.run_sync(_schema)
             assert set(first) == set(Base.metadata.tables) | {"alembic_version"}
             assert await conn.run_sync(_diffs) == []  # the migration matches the models
-            assert await conn.run_sync(_version) == ["0002"]
+            assert await conn.run_sync(_version) == ["0003"]
         await migrate(empty_db_url)  # again: a no-op
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema) == first
-            assert await conn.run_sync(_version) == ["0002"]
+            assert await conn.run_sync(_version) == ["0003"]
 
         def downgrade(conn: Connection) -> None:
             config = alembic_config()

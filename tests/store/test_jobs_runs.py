@@ -199,3 +199,46 @@ async def test_fail_unfinished_closes_only_in_flight_work_created_before(session
         assert job.finished_at is not None
     assert (await get_job(session, tenant_id=a, job_id=done.id)).status == "succeeded"
     assert (await get_validation_run(session, tenant_id=a, run_id=run.id)).status == "failed"
+
+
+async def test_stale_leases_close_only_work_no_gateway_renews(session, tenants):
+    from sqlalchemy import update
+
+    from nqp.store import (
+        create_job,
+        create_validation_run,
+        fail_unfinished,
+        get_job,
+        get_validation_run,
+        renew_leases,
+    )
+    from nqp.store.models import Job, ValidationRun, utcnow
+
+    a, b = tenants
+    now = utcnow()
+    old = now - timedelta(minutes=10)
+    renewed = await create_job(session, tenant_id=a, request={}, sources=["s"])
+    orphan = await create_job(session, tenant_id=a, request={}, sources=["s"])
+    fresh = await create_job(session, tenant_id=b, request={}, sources=["s"])  # never renewed
+    live_run = await create_validation_run(session, tenant_id=a, request={})
+    dead_run = await create_validation_run(session, tenant_id=b, request={})
+    for model, ids in ((Job, [renewed.id, orphan.id]), (ValidationRun, [live_run.id, dead_run.id])):
+        await session.execute(
+            update(model).where(model.id.in_(ids)).values(status="running", created_at=old)
+        )
+    await session.commit()
+    with pytest.raises(ValueError, match="exactly one"):
+        await fail_unfinished(session, error="x")
+    # a lease names (tenant, id): tenant b's key does not renew tenant a's job
+    await renew_leases(session, jobs=[(a, renewed.id), (b, orphan.id)], runs=[(a, live_run.id)])
+    await session.commit()
+    stale = now - timedelta(seconds=60)
+    assert await fail_unfinished(session, stale_before=stale, error="interrupted") == (1, 1)
+    await session.commit()
+    session.expunge_all()
+    assert (await get_job(session, tenant_id=a, job_id=renewed.id)).status == "running"
+    assert (await get_job(session, tenant_id=b, job_id=fresh.id)).status == "queued"
+    gone = await get_job(session, tenant_id=a, job_id=orphan.id)
+    assert (gone.status, gone.error) == ("failed", "interrupted")
+    assert (await get_validation_run(session, tenant_id=a, run_id=live_run.id)).status == "running"
+    assert (await get_validation_run(session, tenant_id=b, run_id=dead_run.id)).status == "failed"

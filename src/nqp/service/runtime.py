@@ -17,7 +17,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,7 @@ class Runtime:
         self._source_locks: dict[str, asyncio.Lock] = {}
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
         self._principal_cache: dict[str, tuple[float, Principal | None]] = {}
         self._principal_pending: dict[str, asyncio.Future[Principal | None]] = {}
         # Rate limits and quotas: in process, or shared through Redis when configured, with a
@@ -148,6 +149,7 @@ class Runtime:
             ttl_s=300.0,
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self._leases: set[tuple[str, str, str]] = set()  # ("job" | "run", tenant, id)
         self.engine: Any = None
         self.sessions: Any = None
         self.ready = False
@@ -157,11 +159,20 @@ class Runtime:
         """Predictions made but not yet stored (the writer's queue)."""
         return self._writer.queue.qsize()
 
-    def spawn(self, coro: Any, *, name: str | None = None) -> asyncio.Task[Any]:
-        """Run a background coroutine owned by the runtime (awaited on shutdown)."""
+    def spawn(
+        self, coro: Any, *, name: str | None = None, lease: tuple[str, str, str] | None = None
+    ) -> asyncio.Task[Any]:
+        """Run a background coroutine owned by the runtime (awaited on shutdown).
+
+        ``lease=("job" | "run", tenant_id, id)``: the batch job or validation run it works
+        on, whose lease this runtime renews while the task runs (see :meth:`_lease_loop`).
+        """
         task = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        if lease is not None:
+            self._leases.add(lease)
+            task.add_done_callback(lambda _: self._leases.discard(lease))
         return task
 
     # ------------------------------------------------------------------ lifecycle
@@ -180,6 +191,7 @@ class Runtime:
         self.batcher.start()
         self._writer.task = asyncio.create_task(self._write_loop(), name="nqp-prediction-writer")
         self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="nqp-checkpoints")
+        self._lease_task = asyncio.create_task(self._lease_loop(), name="nqp-leases")
         # What exists now (modules, engine, tables: ~10^5-10^6 objects) lives as long as the
         # process: out of the collector's scans, so a full collection pauses requests for a few
         # ms instead of ~100 ms (measured with bench/load.py).
@@ -199,6 +211,40 @@ class Runtime:
         if jobs or runs:
             log.info("closed %d interrupted job(s) and %d validation run(s)", jobs, runs)
 
+    async def renew_leases(self) -> tuple[int, int]:
+        """Renew the leases of the work this runtime runs, then close orphaned work.
+
+        Orphaned: queued or running jobs and validation runs whose lease no gateway renewed
+        for ``service.job_lease_s`` (their gateway died). Returns (jobs, runs) closed.
+        """
+        leases = list(self._leases)
+        async with self.sessions() as session:
+            await store.renew_leases(
+                session,
+                jobs=[(t, i) for kind, t, i in leases if kind == "job"],
+                runs=[(t, i) for kind, t, i in leases if kind == "run"],
+            )
+            stale = datetime.now(UTC) - timedelta(seconds=self.settings.service.job_lease_s)
+            closed = await store.fail_unfinished(
+                session,
+                stale_before=stale,
+                error="interrupted: the gateway running it stopped before it finished",
+            )
+            await session.commit()
+        if any(closed):
+            log.info("closed %d orphaned job(s) and %d validation run(s)", *closed)
+        return closed
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.service.job_lease_s / 6.0)
+            try:
+                await self.renew_leases()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away: try again next time
+                log.exception("renewing job leases failed")
+
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Drain: stop accepting, finish in-flight work, flush predictions, checkpoint."""
         self.ready = False
@@ -210,7 +256,7 @@ class Runtime:
             await self.batcher.drain(timeout_s)
         if self.stream is not None:
             await self.stream.stop(timeout_s)
-        for task in (self._checkpoint_task, self._retention_task):
+        for task in (self._checkpoint_task, self._retention_task, self._lease_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -53,6 +53,7 @@ from nqp.store.jobs import (
     delete_jobs_for_source,
     fail_unfinished,
     get_job,
+    renew_leases,
     update_job,
 )
 from nqp.store.keys import create_key, get_key, get_key_by_hash, list_keys, revoke_key, touch_key
@@ -126,6 +127,7 @@ __all__ = [
     "put_config",
     "query_predictions",
     "record_event",
+    "renew_leases",
     "revoke_key",
     "rollback_config",
     "save_checkpoint",

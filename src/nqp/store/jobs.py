@@ -8,10 +8,11 @@ leave a result that no longer matches its request.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +26,7 @@ __all__ = [
     "delete_jobs_for_source",
     "fail_unfinished",
     "get_job",
+    "renew_leases",
     "update_job",
 ]
 
@@ -157,22 +159,60 @@ async def delete_jobs_before(session: AsyncSession, *, cutoff: datetime) -> int:
 
 
 async def fail_unfinished(
-    session: AsyncSession, *, started_before: datetime, error: str
+    session: AsyncSession,
+    *,
+    error: str,
+    started_before: datetime | None = None,
+    stale_before: datetime | None = None,
 ) -> tuple[int, int]:
-    """Mark queued/running jobs and validation runs created before ``started_before`` failed.
+    """Mark orphaned queued/running jobs and validation runs failed with ``error``.
 
-    Called when an embedded gateway starts: work that was in flight when the previous
-    process died can never finish (only a request summary is stored), so it is closed with
-    ``error`` instead of staying "running" forever. Returns (jobs, validation runs) closed.
+    Work in flight when its gateway died can never finish (only a request summary is
+    stored), so it is closed instead of staying "running" forever. Either:
+
+    * ``started_before``: every unfinished row created before it (an embedded gateway at
+      start: it is the only gateway, so whatever the previous process left is orphaned);
+    * ``stale_before``: every unfinished row whose lease (``heartbeat_at``, or
+      ``created_at`` if never renewed, see :func:`renew_leases`) is older (any gateway,
+      periodically: live gateways renew the leases of what they run).
+
+    Returns (jobs, validation runs) closed.
     """
+    if (started_before is None) == (stale_before is None):
+        raise ValueError("fail_unfinished: give exactly one of started_before, stale_before")
     now = utcnow()
     counts = []
     for model in (Job, ValidationRun):
+        if started_before is not None:
+            orphaned = model.created_at < started_before
+        else:
+            orphaned = func.coalesce(model.heartbeat_at, model.created_at) < stale_before
         result = await session.execute(
             update(model)
-            .where(model.status.in_(("queued", "running")), model.created_at < started_before)
+            .where(model.status.in_(("queued", "running")), orphaned)
             .values(status="failed", error=error, finished_at=now)
             .execution_options(synchronize_session=False)
         )
         counts.append(int(result.rowcount))  # type: ignore[attr-defined]
     return counts[0], counts[1]
+
+
+async def renew_leases(
+    session: AsyncSession,
+    *,
+    jobs: Iterable[tuple[str, str]] = (),
+    runs: Iterable[tuple[str, str]] = (),
+    now: datetime | None = None,
+) -> None:
+    """Set ``heartbeat_at`` of the unfinished ``jobs`` and ``runs`` (``(tenant_id, id)``)."""
+    stamp = now if now is not None else utcnow()
+    for model, keys in ((Job, list(jobs)), (ValidationRun, list(runs))):
+        if not keys:
+            continue
+        match = or_(*(and_(model.tenant_id == t, model.id == i) for t, i in keys))
+        await session.execute(
+            update(model)
+            .where(match, model.status.in_(("queued", "running")))
+            .values(heartbeat_at=stamp)
+            .execution_options(synchronize_session=False)
+        )

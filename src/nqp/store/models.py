@@ -210,6 +210,8 @@ class Job(Base):
     callback_status: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    # renewed by the gateway running it; a stale lease means that gateway died
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
 
 
 class Prediction(Base):
@@ -297,3 +299,4 @@ class ValidationRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+    heartbeat_at: Mapped[datetime | None] = mapped_column()  # as Job.heartbeat_at

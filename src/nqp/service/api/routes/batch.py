@@ -309,6 +309,7 @@ async def submit_batch(
             callback_url=body.callback_url,
         ),
         name=f"nqp-batch-{job.id}",
+        lease=("job", principal.tenant_id, job.id),
     )
     return JobAccepted(
         job_id=job.id,

@@ -380,6 +380,7 @@ async def create_run(
                 runtime, principal.tenant_id, run_id, dataset, settings, body.horizon, variants
             ),
             name=f"nqp-validation-{run_id}",
+            lease=("run", principal.tenant_id, run_id),
         )
     except BaseException:
         gate.leave()
