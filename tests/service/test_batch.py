@@ -500,3 +500,21 @@ def test_leases_keep_running_work_and_close_what_a_dead_gateway_left(client, adm
     assert "interrupted" in closed["error"]
     client.portal.call(gate.set)  # the task ends: its lease is no longer renewed
     assert client.portal.call(runtime.renew_leases) == (0, 0)  # renewed a moment ago
+
+
+def test_an_unexpected_error_fails_the_job_naming_it(client, admin_key, monkeypatch):
+    runtime = client.app.state.runtime
+    calls = []
+
+    async def broken_restore(internal: str) -> None:
+        calls.append(internal)
+        raise RuntimeError("checkpoint store unreachable")
+
+    monkeypatch.setattr(runtime, "ensure_restored", broken_restore)
+    body = {"job_id": "boom", "data_points": _entries(1, ["x", "y"], per_entry=3, rounds=2)}
+    r = client.post("/api/v1/process/batch", json=body, headers=auth(admin_key))
+    assert r.status_code == 202, r.text
+    job = _wait(client, admin_key, "boom")
+    assert job["status"] == "failed"
+    assert job["error"] == "internal error: RuntimeError: checkpoint store unreachable"
+    assert calls  # it did run

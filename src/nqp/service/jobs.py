@@ -403,12 +403,12 @@ class JobRunner:
             async with slots:
                 await self._feed_chunk(tenant_id, batches, chunk, tallies, config, unflushed)
 
-        await asyncio.gather(
-            *(
-                feed(range(lo, min(lo + width, len(batches))))
-                for lo in range(0, len(batches), width)
-            )
-        )
+        try:
+            async with asyncio.TaskGroup() as group:  # an unexpected error cancels the others
+                for lo in range(0, len(batches), width):
+                    group.create_task(feed(range(lo, min(lo + width, len(batches)))))
+        except ExceptionGroup as errors:  # report the error itself, not the group
+            raise errors.exceptions[0] from None
         await runtime.flush()
         elapsed = time.perf_counter() - start
         points = sum(t.points for t in tallies)
