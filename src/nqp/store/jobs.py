@@ -202,10 +202,9 @@ async def renew_leases(
     *,
     jobs: Iterable[tuple[str, str]] = (),
     runs: Iterable[tuple[str, str]] = (),
-    now: datetime | None = None,
 ) -> None:
-    """Set ``heartbeat_at`` of the unfinished ``jobs`` and ``runs`` (``(tenant_id, id)``)."""
-    stamp = now if now is not None else utcnow()
+    """Set ``heartbeat_at`` of the unfinished ``jobs`` and ``runs`` (``(tenant_id, id)``) to now."""
+    stamp = utcnow()
     for model, keys in ((Job, list(jobs)), (ValidationRun, list(runs))):
         if not keys:
             continue
