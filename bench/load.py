@@ -434,7 +434,7 @@ def main() -> None:
             assert status == 201, created
             key = created["key"]
             if args.batch_only:
-                spy = _profile(servers[0].pid, args.profile, 8) if args.profile else None
+                spy = _profile(servers[0].pid, args.profile, 12) if args.profile else None
                 _batch(nqp_url, key, args, servers[0].pid)
                 if spy is not None:
                     spy.wait(timeout=60)

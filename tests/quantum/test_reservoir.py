@@ -16,6 +16,7 @@ import pytest
 import scipy.linalg
 
 from nqp.exceptions import InvalidInputError, InvalidParameterError
+from nqp.quantum import reservoir as reservoir_module
 from nqp.quantum.reservoir import QuantumReservoir, QuantumReservoirReport, QuantumReservoirState
 
 X = np.array([[0.0, 1.0], [1.0, 0.0]])
@@ -148,8 +149,12 @@ def test_hamiltonian_matches_kronecker_reference(topology):
     )
 
 
+@pytest.mark.parametrize("feature_map", [True, False], ids=["feature-map", "node-by-node"])
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_features_and_state_match_dense_reference(name):
+def test_features_and_state_match_dense_reference(name, feature_map, monkeypatch):
+    """Reset features come from one precomputed map, or node by node when it is too large."""
+    if not feature_map:
+        monkeypatch.setattr(reservoir_module, "_FEATURE_MAP_BYTES", 0)
     qr = QuantumReservoir(**CONFIGS[name], seed=7)
     state = qr.init_state(1)
     ref = Reference(qr)
@@ -162,6 +167,8 @@ def test_features_and_state_match_dense_reference(name):
         assert feats.shape == (1, qr.n_features)
         np.testing.assert_allclose(feats[0], expected, atol=1e-10, rtol=0)
         np.testing.assert_allclose(state.rho[0], ref.rho, atol=1e-10, rtol=0)
+    if qr.injection == "reset":
+        assert (qr._feature_weights is not None) == feature_map
 
 
 def test_n_features_counts_singles_and_pairs_per_virtual_node():

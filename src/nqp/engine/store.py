@@ -123,26 +123,37 @@ class SourceStore:
         names = list(sources)
         keep = set(names) | set(pinned)
         rows = np.empty(len(names), dtype=np.intp)
+        missing = sum(name not in self._rows for name in names)
+        short = missing - len(self._free)
+        if short > 0 and self._capacity < self.max_sources:  # grow once for all of them
+            capacity = max(self._capacity * 2, 1 << (self._capacity + short - 1).bit_length())
+            self._grow(min(capacity, self.max_sources))
+        fresh: list[tuple[int, str]] = []
+        reused: list[int] = []  # rows of evicted sources: the others are fresh already
         for i, name in enumerate(names):
             row = self._rows.get(name)
             if row is None:
-                row = self._allocate(keep)
-                self._reset_row(row)
+                if self._free:
+                    row = self._free.pop()
+                else:
+                    row = self._evict_for(keep)
+                    reused.append(row)
                 self._rows[name] = row
+                fresh.append((row, name))
+            self._rows.move_to_end(name)
+            rows[i] = row
+        if reused:
+            self._reset_rows(reused)
+        if fresh:
+            for row, name in fresh:
                 data = self.sink.get(name)
                 if data is not None:
                     self._load_row(row, name, data)
                     self.sink.delete(name)
-            self._rows.move_to_end(name)
-            rows[i] = row
         return rows
 
-    def _allocate(self, keep: set[str]) -> int:
-        if self._free:
-            return self._free.pop()
-        if len(self._rows) < self.max_sources:
-            self._grow(min(self._capacity * 2, self.max_sources))
-            return self._free.pop()
+    def _evict_for(self, keep: set[str]) -> int:
+        """Checkpoint the least recently used source not in ``keep``; its row (not reset)."""
         for victim in self._rows:  # oldest first
             if victim not in keep:
                 return self.evict(victim, reuse=True)
@@ -151,21 +162,28 @@ class SourceStore:
         )
 
     def _grow(self, capacity: int) -> None:
-        extra = capacity - self._capacity
+        old = slice(0, self._capacity)
         for name, state in self.states.items():
-            self.states[name] = type(state).concat([state, self.factories[name](extra)])
+            grown = self.factories[name](capacity)
+            grown.put(old, state)
+            self.states[name] = grown
         self._free.extend(range(capacity - 1, self._capacity - 1, -1))
         self._capacity = capacity
 
-    def _reset_row(self, row: int) -> None:
+    def _reset_rows(self, rows: list[int]) -> None:
         for name, state in self.states.items():
-            state.put([row], self.factories[name](1))
+            state.put(rows, self.factories[name](len(rows)))
 
     def evict(self, source: str, *, reuse: bool = False) -> int:
-        """Checkpoint ``source`` to the sink and free its row (returned)."""
+        """Checkpoint ``source`` to the sink and free its row (returned).
+
+        Free rows always hold fresh state: the row is reset, unless ``reuse`` (the caller
+        takes the row over and resets it itself).
+        """
         row = self._rows.pop(source)
         self.sink.put(source, self._dump_row(row, source))
         if not reuse:
+            self._reset_rows([row])
             self._free.append(row)
         return row
 
@@ -174,7 +192,7 @@ class SourceStore:
         existed = False
         row = self._rows.pop(source, None)
         if row is not None:
-            self._reset_row(row)
+            self._reset_rows([row])
             self._free.append(row)
             existed = True
         if self.sink.get(source) is not None:

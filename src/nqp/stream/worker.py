@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -428,6 +429,9 @@ class Worker:
             on_lost=self._on_lost,
         )
         self._last_commit = time.monotonic()
+        # Out of the collector's scans from now on (see nqp.engine.process._serve).
+        gc.collect()
+        gc.freeze()
         self._setup_done = True
         self.metrics.up.set(1)
         log.info("worker %s started (group %s)", self.worker_id_, s.group_id)
