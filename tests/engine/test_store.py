@@ -70,7 +70,9 @@ def test_eviction_in_a_batch_resets_reused_rows_and_restores_exactly():
     np.testing.assert_array_equal(store.states["toy"].v[rows[0]], [2.0, 2.0])
     back = store.acquire(["a", "b"])  # restored from their checkpoints, evicting d, c
     np.testing.assert_array_equal(store.states["toy"].v[back][:, 0], [0.0, 1.0])
-    assert store.known("c") and store.known("d") and store.row("c") is None
+    assert store.known("c")
+    assert store.known("d")
+    assert store.row("c") is None
 
 
 def test_a_batch_larger_than_max_sources_is_refused():
