@@ -506,11 +506,11 @@ def test_an_unexpected_error_fails_the_job_naming_it(client, admin_key, monkeypa
     runtime = client.app.state.runtime
     calls = []
 
-    async def broken_restore(internal: str) -> None:
-        calls.append(internal)
+    async def broken_restore(internals: list[str]) -> None:
+        calls.append(internals)
         raise RuntimeError("checkpoint store unreachable")
 
-    monkeypatch.setattr(runtime, "ensure_restored", broken_restore)
+    monkeypatch.setattr(runtime, "ensure_restored_many", broken_restore)
     body = {"job_id": "boom", "data_points": _entries(1, ["x", "y"], per_entry=3, rounds=2)}
     r = client.post("/api/v1/process/batch", json=body, headers=auth(admin_key))
     assert r.status_code == 202, r.text
@@ -518,3 +518,48 @@ def test_an_unexpected_error_fails_the_job_naming_it(client, admin_key, monkeypa
     assert job["status"] == "failed"
     assert job["error"] == "internal error: RuntimeError: checkpoint store unreachable"
     assert calls  # it did run
+
+
+def test_batch_after_restart_continues_checkpointed_sources(tmp_path, database_url):
+    """Sources known only from the database (checkpointed at shutdown), one back in memory
+    and a new one, restored in one go by the job: each continues as one unbroken stream."""
+    settings = make_settings(tmp_path / "data", database_url)
+    first = _entries(5, ["a", "b", "m"], per_entry=6, rounds=2)
+    with TestClient(create_app(settings)) as c:
+        admin = (tmp_path / "data" / "admin.key").read_text().strip()
+        tenant = _tenant(c, admin)
+        for e in first:
+            r = c.post("/api/v1/process/realtime", json=e, headers=auth(admin))
+            assert r.status_code == 200, r.text
+    second = _entries(6, ["a", "b", "m", "n"], per_entry=4, rounds=2)
+    for e in second:
+        e["timestamp"] = [t + 100.0 for t in e["timestamp"]]
+    app = create_app(settings)
+    app.include_router(batch_routes.router)
+    with TestClient(app) as c:
+        c.app.state.job_runner = JobRunner(c.app.state.runtime, wave_points=8)
+        early, rest = second[2], second[:2] + second[3:]  # "m" comes back before the job
+        r = c.post("/api/v1/process/realtime", json=early, headers=auth(admin))
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/process/batch", json={"data_points": rest}, headers=auth(admin))
+        assert r.status_code == 202, r.text
+        assert _wait(c, admin, r.json()["job_id"])["status"] == "succeeded"
+        reference = Platform(settings)
+        for s in ["a", "b", "m", "n"]:
+            mine = [e for e in first + second if e["source"] == s]
+            item = ProcessItem(
+                f"{tenant}/{s}",
+                [v for e in mine for v in e["data"]],
+                [t for e in mine for t in e["timestamp"]],
+                None,
+            )
+            want = reference.process_many([item])[0]
+            stored = c.get(
+                "/api/v1/predictions", params={"source": s, "limit": 100}, headers=auth(admin)
+            ).json()["predictions"]
+            assert [p["sequence"] for p in stored] == list(range(1, len(want) + 1)), s
+            for got, exp in zip(stored, want, strict=True):
+                assert got["confidence"] == pytest.approx(exp.confidence, rel=1e-9, abs=1e-12)
+                assert got["expected_change"] == pytest.approx(
+                    exp.expected_change, rel=1e-9, abs=1e-12
+                )

@@ -444,9 +444,7 @@ class JobRunner:
         """All rounds of one chunk of sources (``batches[i]`` for ``i`` in ``chunk``)."""
         runtime = self.runtime
         # restore first, so that the chunk's items reach the batcher together
-        await asyncio.gather(
-            *(runtime.ensure_restored(f"{tenant_id}/{batches[i].source}") for i in chunk)
-        )
+        await runtime.ensure_restored_many([f"{tenant_id}/{batches[i].source}" for i in chunk])
         step = max(1, -(-self.wave_points // len(chunk)))
         longest = max(len(batches[i].timestamps) for i in chunk)
         for a in range(0, longest, step):

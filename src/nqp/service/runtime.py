@@ -424,20 +424,46 @@ class Runtime:
 
     async def ensure_restored(self, internal: str) -> None:
         """Load a source's checkpoint from the database the first time it is seen."""
-        if internal in self._known or self.distributed:  # distributed: the workers load it
+        if internal not in self._known and not self.distributed:
+            await self.ensure_restored_many([internal])
+
+    async def ensure_restored_many(self, internals: list[str]) -> None:
+        """:meth:`ensure_restored` for many sources: one engine call, one query per tenant.
+
+        A batch job's chunk of new sources would otherwise cost an engine round trip and a
+        query each. Per-source locks (taken in sorted order) keep a concurrent request for
+        the same source from restoring it twice.
+        """
+        if self.distributed:  # the workers load checkpoints
             return
-        lock = self._source_locks.setdefault(internal, asyncio.Lock())
-        async with lock:
-            if internal in self._known:
-                return
-            tenant_id, source = public_source(internal)
-            if not await asyncio.to_thread(self.platform.known, internal):
-                async with self.sessions() as session:
-                    data = await store.load_checkpoint(session, tenant_id=tenant_id, source=source)
-                if data is not None:
+        todo = sorted({s for s in internals if s not in self._known})
+        if not todo:
+            return
+        async with contextlib.AsyncExitStack() as held:
+            for internal in todo:
+                lock = self._source_locks.setdefault(internal, asyncio.Lock())
+                await held.enter_async_context(lock)
+            todo = [s for s in todo if s not in self._known]  # restored while we waited
+            if todo:
+                in_memory = set(await asyncio.to_thread(self.platform.known_of, todo))
+                by_tenant: dict[str, list[str]] = {}
+                for internal in todo:
+                    if internal not in in_memory:
+                        tenant_id, source = public_source(internal)
+                        by_tenant.setdefault(tenant_id, []).append(source)
+                found: dict[str, bytes] = {}
+                if by_tenant:
+                    async with self.sessions() as session:
+                        for tenant_id, sources in by_tenant.items():
+                            stored = await store.load_checkpoints(
+                                session, tenant_id=tenant_id, sources=sources
+                            )
+                            found |= {internal_source(tenant_id, s): d for s, d in stored.items()}
+                for internal, data in found.items():
                     await asyncio.to_thread(self.platform.restore, internal, data)
-            self._known.add(internal)
-        self._source_locks.pop(internal, None)
+                self._known.update(todo)
+        for internal in todo:
+            self._source_locks.pop(internal, None)
 
     async def count_new_sources(self, internals: list[str]) -> int:
         """How many of ``internals`` the platform and this process have never seen."""
