@@ -4,7 +4,9 @@
 numpy reductions and a Python loop over sources. Every kind must agree with it to 1e-12
 (absolute) on random rasters (rates 0.01-0.5, assorted shapes, degenerate windows) and on
 planted patterns. On this machine they agree bit for bit, because the kernels add in
-numpy's order; one test pins that for the engine's scan.
+numpy's order; one test pins that for the engine's scan, except ``standing``, whose spatial
+mode now comes from the eigendecomposition of the small Gram matrix instead of an SVD (equal
+to rounding, 1e-15 here).
 """
 
 from __future__ import annotations
@@ -254,7 +256,10 @@ def test_detector_is_bit_for_bit_the_reference_on_the_engine_scan():
     got = PatternDetector(kinds=SCAN_KINDS).detect(raster)
     want = ref.detect(raster)
     for kind in SCAN_KINDS:
-        np.testing.assert_array_equal(got.strength[kind], want[kind], err_msg=kind)
+        if kind == "standing":  # Gram eigenpairs, not an SVD: equal to rounding
+            assert_matches(got.strength[kind], want[kind], kind)
+        else:
+            np.testing.assert_array_equal(got.strength[kind], want[kind], err_msg=kind)
 
 
 def test_detector_parameters_window_and_series_match_reference():

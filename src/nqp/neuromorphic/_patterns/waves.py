@@ -211,13 +211,17 @@ def _standing_traces(
     if g.shape[2] < 2 or g.shape[1] < 4:
         return np.zeros(g.shape[0])
     x = g - g.mean(axis=1, keepdims=True)
-    _, s, vt = np.linalg.svd(x, full_matrices=False)
-    s1 = s[:, 0]
-    ok = s1 > 1e-12 * np.maximum(np.abs(g).max(axis=(1, 2)), 1e-300) * np.sqrt(g.shape[1])
-    rank1 = np.where(ok, 1.0 - (s[:, 1] / np.where(ok, s1, 1.0)) ** 2, 0.0)
+    # The squared singular values of x and its right singular vectors are the eigenpairs of
+    # the (G × G) Gram matrix xᵀx: no (T × G) left factor, which an SVD would compute.
+    # rank1 = 1 − (s₂/s₁)² = 1 − λ₂/λ₁ needs no square root, so nothing is lost squaring.
+    lam, vecs = np.linalg.eigh(np.matmul(x.transpose(0, 2, 1), x))  # ascending
+    lam1, lam2 = lam[:, -1], np.maximum(lam[:, -2], 0.0)
+    scale = np.maximum(np.abs(g).max(axis=(1, 2)), 1e-300) * np.sqrt(g.shape[1])
+    ok = np.sqrt(np.maximum(lam1, 0.0)) > 1e-12 * scale
+    rank1 = np.where(ok, 1.0 - lam2 / np.where(ok, lam1, 1.0), 0.0)
     # Temporal factor of the *unsmoothed* traces on the first spatial mode: smoothing
     # colours the noise spectrum, and the oscillation measure assumes a white reference.
-    factor = np.einsum("btg,bg->bt", raw, vt[:, 0, :])
+    factor = np.einsum("btg,bg->bt", raw, vecs[:, :, -1])
     osc = harmonic_share(
         factor, n_harmonics=n_harmonics, bandwidth=bandwidth, min_cycles=min_cycles
     )
