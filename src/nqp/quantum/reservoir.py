@@ -462,7 +462,10 @@ class QuantumReservoir:
         self.fields_ = h
         self.eigenvalues_ = energies
         self.propagator_ = powers[0].copy()
-        self._H = H_dense
+        # Tr(ρH) = Σ_ij Re(ρ_ij) H_ji for real H: one product with ρ viewed as float64
+        energy = np.zeros((d, d, 2))
+        energy[:, :, 0] = H_dense.T
+        self._energy_weights = energy.reshape(-1)
         self._signs = _z_sign_table(n)
         if self.injection == "reset":
             columns = _column_blocks(powers, self._input_qubits)
@@ -772,7 +775,7 @@ class QuantumReservoir:
         self._check_state(state)
         rho = state.rho
         d = rho.shape[1]
-        energy = np.einsum("bij,ji->b", rho, self._H).real
+        energy = rho.reshape(rho.shape[0], d * d).view(np.float64) @ self._energy_weights
         total = np.abs(rho).sum(axis=(1, 2))
         diag = np.abs(np.einsum("bii->bi", rho)).sum(axis=1)
         coherence = (total - diag) / (d - 1) if d > 1 else np.zeros(rho.shape[0])
