@@ -211,7 +211,7 @@ def test_metrics(client, admin_key):
     text = client.get("/metrics").text
     assert "nqp_http_requests_total" in text
     assert "nqp_batch_size_bucket" in text
-    assert 'nqp_predictions_total{direction="hold"}' in text
+    assert 'nqp_predictions_total{direction="hold"} 2.0' in text  # both points in warm-up
     js = client.get("/api/v1/metrics", headers=auth(admin_key)).json()
     assert "nqp_stage_seconds_count" in js
 

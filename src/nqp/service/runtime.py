@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -545,8 +546,7 @@ class Runtime:
             self.metrics.stage.labels("request").observe(time.perf_counter() - start)
             self._known.add(internal)
             payloads = [p.model_dump(mode="json") for p in preds]
-            for payload in payloads:
-                self.metrics.predictions.labels(payload["direction"]).inc()
+            self._count_directions(payloads)
             return payloads
         await self.ensure_restored(internal)
         wait_start = time.perf_counter()
@@ -557,9 +557,9 @@ class Runtime:
         self.metrics.stage.labels("request").observe(time.perf_counter() - wait_start)
         self._dirty.add(internal)
         payloads = preds  # JSON-ready dicts from the engine; the public source name here
+        self._count_directions(payloads)
         for payload in payloads:
             payload["source"] = item.source
-            self.metrics.predictions.labels(payload["direction"]).inc()
             self.hub.publish(tenant_id, payload)
             row = {
                 "source": item.source,
@@ -575,6 +575,11 @@ class Runtime:
             except asyncio.QueueFull:
                 self.metrics.errors.labels("prediction_store_backlog").inc()
         return payloads
+
+    def _count_directions(self, payloads: list[dict[str, Any]]) -> None:
+        """``nqp_predictions`` by direction: one labelled increment per direction, not point."""
+        for direction, n in Counter(p["direction"] for p in payloads).items():
+            self.metrics.predictions.labels(direction).inc(n)
 
     async def _write_loop(self) -> None:
         """Insert queued rows in batches; a queued future marks a flush point."""
