@@ -422,6 +422,18 @@ def test_init_stores_parameters_unchanged():
     assert "QuantumReservoir(qubit_count=5" in repr(qr)
 
 
+def test_parameters_changed_after_first_use_are_applied():
+    qr = QuantumReservoir(3, input_qubits=[0], virtual_nodes=2)
+    assert qr.n_features == 2 * 6
+    qr.virtual_nodes = 3
+    assert qr.n_features == 3 * 6
+    qr.input_qubits.append(2)  # in place
+    assert qr.n_inputs == 2
+    qr.input_qubits.append(2)  # now a duplicate: rejected on next use
+    with pytest.raises(InvalidParameterError, match="input_qubits"):
+        qr.init_state(1)
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -168,8 +168,9 @@ def _median_of_finite(values: NDArray[np.float64]) -> NDArray[np.float64]:
     """Row medians ignoring NaN; 0 for rows without any finite value. ``(B, k) -> (B,)``."""
     srt = np.sort(values, axis=1)  # NaN sorts last
     n = np.isfinite(values).sum(axis=1)
-    lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[:, None], axis=1)[:, 0]
-    hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[:, None], axis=1)[:, 0]
+    rows = np.arange(values.shape[0])
+    lo = srt[rows, np.maximum((n - 1) // 2, 0)]
+    hi = srt[rows, np.minimum(n // 2, values.shape[1] - 1)]
     return np.where(n > 0, 0.5 * (lo + hi), 0.0)
 
 

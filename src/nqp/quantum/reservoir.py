@@ -429,7 +429,9 @@ class QuantumReservoir:
     def _build(self) -> None:
         """Validate the parameters and precompute H, propagators and tables (once)."""
         params = self.get_params()
-        snapshot = repr(sorted(params.items()))
+        # compared on every call (parameters may be changed after first use); a sequence is
+        # copied so that changing it in place is seen too
+        snapshot = tuple(tuple(v) if isinstance(v, list) else v for v in params.values())
         if getattr(self, "_built_for", None) == snapshot:
             return
         validate_params(type(self).__name__, params, self._parameter_constraints)
