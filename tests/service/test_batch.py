@@ -98,6 +98,26 @@ def _wait(client, key: str, job_id: str, *, until=lambda j: j["status"] in ("suc
         time.sleep(0.02)
 
 
+def _assert_stored_as_one_stream(client, key, settings, tenant, source, entries) -> None:
+    """The source's stored predictions are those of ``entries`` run as one stream, in order."""
+    mine = [e for e in entries if e["source"] == source]
+    item = ProcessItem(
+        f"{tenant}/{source}",
+        [v for e in mine for v in e["data"]],
+        [t for e in mine for t in e["timestamp"]],
+        None,
+    )
+    want = Platform(settings).process_many([item])[0]
+    stored = client.get(
+        "/api/v1/predictions", params={"source": source, "limit": 100}, headers=auth(key)
+    ).json()["predictions"]
+    assert [p["sequence"] for p in stored] == list(range(1, len(want) + 1)), source
+    for got, exp in zip(stored, want, strict=True):
+        assert got["timestamp"] == exp.timestamp
+        assert got["confidence"] == pytest.approx(exp.confidence, rel=1e-9, abs=1e-12)
+        assert got["expected_change"] == pytest.approx(exp.expected_change, rel=1e-9, abs=1e-12)
+
+
 def _entries(seed: int, sources: list[str], per_entry: int, rounds: int) -> list[dict]:
     """Interleaved entries: each round, each source gets ``per_entry`` new points."""
     rng = np.random.default_rng(seed)
@@ -435,26 +455,8 @@ def test_chunks_in_flight_keep_each_sources_order(tmp_path, database_url):
         job = _wait(c, admin, r.json()["job_id"])
         assert job["status"] == "failed"
         assert [e["source"] for e in job["result"]["errors"]] == ["b"]
-        reference = Platform(settings)
         for s in sources:
-            mine = [e for e in entries if e["source"] == s]
-            item = ProcessItem(
-                f"{tenant}/{s}",
-                [v for e in mine for v in e["data"]],
-                [t for e in mine for t in e["timestamp"]],
-                None,
-            )
-            want = reference.process_many([item])[0]
-            stored = c.get(
-                "/api/v1/predictions", params={"source": s, "limit": 100}, headers=auth(admin)
-            ).json()["predictions"]
-            assert [p["sequence"] for p in stored] == list(range(1, 16))
-            for got, exp in zip(stored, want, strict=True):
-                assert got["timestamp"] == exp.timestamp
-                assert got["confidence"] == pytest.approx(exp.confidence, rel=1e-9, abs=1e-12)
-                assert got["expected_change"] == pytest.approx(
-                    exp.expected_change, rel=1e-9, abs=1e-12
-                )
+            _assert_stored_as_one_stream(c, admin, settings, tenant, s, entries)
         stored_b = c.get(
             "/api/v1/predictions", params={"source": "b", "limit": 100}, headers=auth(admin)
         ).json()["predictions"]
@@ -544,22 +546,5 @@ def test_batch_after_restart_continues_checkpointed_sources(tmp_path, database_u
         r = c.post("/api/v1/process/batch", json={"data_points": rest}, headers=auth(admin))
         assert r.status_code == 202, r.text
         assert _wait(c, admin, r.json()["job_id"])["status"] == "succeeded"
-        reference = Platform(settings)
         for s in ["a", "b", "m", "n"]:
-            mine = [e for e in first + second if e["source"] == s]
-            item = ProcessItem(
-                f"{tenant}/{s}",
-                [v for e in mine for v in e["data"]],
-                [t for e in mine for t in e["timestamp"]],
-                None,
-            )
-            want = reference.process_many([item])[0]
-            stored = c.get(
-                "/api/v1/predictions", params={"source": s, "limit": 100}, headers=auth(admin)
-            ).json()["predictions"]
-            assert [p["sequence"] for p in stored] == list(range(1, len(want) + 1)), s
-            for got, exp in zip(stored, want, strict=True):
-                assert got["confidence"] == pytest.approx(exp.confidence, rel=1e-9, abs=1e-12)
-                assert got["expected_change"] == pytest.approx(
-                    exp.expected_change, rel=1e-9, abs=1e-12
-                )
+            _assert_stored_as_one_stream(c, admin, settings, tenant, s, first + second)

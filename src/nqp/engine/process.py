@@ -79,8 +79,8 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
     them, answer the result) or ``"abort"`` (drop them, answer ``None``).
     """
     platform = Platform(settings)
-    # Out of the collector's scans from now on: a full collection traversing the start-up
-    # heap (~2·10^5 objects, 125 ms) would stall a wave every few waves.
+    # Out of the collector's scans from now on: full collections traversing the start-up
+    # heap stalled a wave every few waves (one took 125 ms with the service's modules loaded).
     gc.collect()
     gc.freeze()
     while True:

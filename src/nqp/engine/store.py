@@ -144,12 +144,11 @@ class SourceStore:
             rows[i] = row
         if reused:
             self._reset_rows(reused)
-        if fresh:
-            for row, name in fresh:
-                data = self.sink.get(name)
-                if data is not None:
-                    self._load_row(row, name, data)
-                    self.sink.delete(name)
+        for row, name in fresh:
+            data = self.sink.get(name)
+            if data is not None:
+                self._load_row(row, name, data)
+                self.sink.delete(name)
         return rows
 
     def _evict_for(self, keep: set[str]) -> int:

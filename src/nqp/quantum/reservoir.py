@@ -483,7 +483,6 @@ class QuantumReservoir:
                 self._feature_weights, self._columns = None, columns
             last = columns.reshape(K, self.virtual_nodes, -1)[:, -1]
             self._last_columns = np.ascontiguousarray(last)
-            self._last_columns_conj = last.conj()
         else:
             self._powers = powers
         hamming = np.bitwise_count(np.arange(d)[:, None] ^ np.arange(d)[None, :])
@@ -624,10 +623,8 @@ class QuantumReservoir:
                 psi = (psi[:, :, None] * amps[:, None, :]).reshape(b, -1)
             dp = tau.shape[1]
             features = self._reset_features(tau, psi) if read else None
-            psi_c = psi.astype(np.complex128)
-            A = (psi_c @ self._last_columns).reshape(b, d, dp)
-            A_conj = (psi_c @ self._last_columns_conj).reshape(b, d, dp)
-            np.matmul(A @ tau, A_conj.transpose(0, 2, 1), out=rho)
+            A = (psi.astype(np.complex128) @ self._last_columns).reshape(b, d, dp)
+            np.matmul(A @ tau, A.conj().transpose(0, 2, 1), out=rho)
             self._noise(rho)
             return features
         diags = np.empty((b, V, d)) if read else None
