@@ -3,8 +3,11 @@
 Two figures per wave width: ``engine_wave``, every warmed source in every wave (their
 state rows are consecutive, so the engine steps them in place), and ``engine_wave_scattered``,
 each wave a random half of twice as many warmed sources (rows gathered and scattered, as
-concurrent realtime requests for many sources give). BLAS pinned to one thread. Usage:
-``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
+concurrent realtime requests for many sources give). Then ``readout_step``: the online
+readout's update and prediction at the engine's feature count for the widest wave, fused
+(``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
+alternating on copies of the same states (and checked equal bit for bit). BLAS pinned to
+one thread. Usage: ``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,36 @@ def measure(width: int, waves: int, *, scattered: bool = False, seed: int = 0) -
     return {"median_wave_ms": round(median * 1e3, 3), "predictions_per_s": round(width / median)}
 
 
+def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    rls = Platform().pipeline.readout
+    d = rls.n_features
+    x = rng.standard_normal((repeats + 41, width, d))
+    y = rng.standard_normal((repeats + 41, width))
+    state = rls.init_state(width)
+    for t in range(40):  # P away from its initial diagonal
+        rls.learn(state, x[t], y[t])
+    fused, apart = state.copy(), state.copy()
+    times: dict[str, list[float]] = {"learn_predict": [], "learn_then_predict": []}
+    for t in range(40, 40 + repeats):
+        start = time.perf_counter()
+        got = rls.learn_predict(fused, x[t], y[t], x[t + 1])
+        times["learn_predict"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        rls.learn(apart, x[t], y[t])
+        want = rls.predict(apart, x[t + 1])
+        times["learn_then_predict"].append(time.perf_counter() - start)
+        assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    us = {k: round(float(np.median(v)) / width * 1e6, 2) for k, v in times.items()}
+    return {
+        "sources": width,
+        "n_features": d,
+        "us_per_source": us,
+        "speedup": round(us["learn_then_predict"] / us["learn_predict"], 2),
+        "bitwise_equal": True,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--widths", default="1,256,1000")
@@ -58,6 +91,9 @@ def main() -> None:
                 figure = "engine_wave_scattered" if scattered else "engine_wave"
                 line = {"figure": figure, "sources": width, **out}
                 print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+        widest = max(int(w) for w in args.widths.split(","))
+        line = {"figure": "readout_step", **readout_step(widest, max(args.waves, 20))}
+        print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
 
 if __name__ == "__main__":

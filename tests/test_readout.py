@@ -285,6 +285,30 @@ def test_rls_variance_cap_keeps_unexcited_directions_finite(rng) -> None:
     assert_states_equal(state, before)  # the whole block was rejected
 
 
+@pytest.mark.parametrize("variance_cap", [1e4, 3.0])  # 3.0: the cap fixes P on most steps
+def test_rls_learn_predict_is_bitwise_learn_then_predict(rng, variance_cap: float) -> None:
+    n_sources, n, d = 5, 80, 6
+    x = rng.normal(size=(n_sources, n + 1, d)) * np.array([1.0, 1e-3, 10.0, 1.0, 0.0, 1.0])
+    y = rng.normal(size=(n_sources, n))
+    rls = RLSReadout(n_features=d, forgetting=0.9, delta=0.5, variance_cap=variance_cap)
+    fused, apart = rls.init_state(n_sources), rls.init_state(n_sources)
+    for t in range(n):
+        got = rls.learn_predict(fused, x[:, t], y[:, t], x[:, t + 1])
+        rls.learn(apart, x[:, t], y[:, t])
+        want = rls.predict(apart, x[:, t + 1])
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    assert_states_equal(fused, apart)
+    if variance_cap == 3.0:  # the cap was engaged (the unexcited feature 4 sits at it)
+        assert fused.P[0, 4, 4] == pytest.approx(variance_cap / 0.5, rel=1e-12)
+    before = fused.copy()
+    with pytest.raises(InvalidInputError, match="overflowed"):
+        rls.learn_predict(fused, np.full((n_sources, d), 1e200), y[:, 0], x[:, 0])
+    with pytest.raises(InvalidInputError, match=r"X has 5 features"):
+        rls.learn_predict(fused, x[:, 0], y[:, 0], x[:, 0, :5])
+    assert_states_equal(fused, before)
+
+
 def test_rls_P_stays_exactly_symmetric(rng) -> None:
     x = rng.normal(size=(2, 300, 5)) * np.array([1.0, 1e-3, 10.0, 1.0, 1e2])
     state = run_rls(

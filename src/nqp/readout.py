@@ -291,8 +291,9 @@ class RLSReadout:
     -----
     Cost per update is O(d²) per source, memory ``8 d²`` bytes per source for ``P``
     (80 kB at d = 100). The kernels rely on ``P`` being exactly symmetric, which the
-    updates preserve; do not write a non-symmetric ``P`` into the state. For large
-    batches the step is memory bound on ``P`` (read twice, written once).
+    updates preserve; do not write a non-symmetric ``P`` into the state. An update reads
+    ``P`` twice and writes it once; :meth:`learn_predict` predicts within those passes, where
+    :meth:`learn` then :meth:`predict` reads ``P`` a third time.
 
     References
     ----------
@@ -497,8 +498,58 @@ class RLSReadout:
         for name, arr in state.arrays().items():
             arr[...] = getattr(work, name)
 
-    def _step(self, state: RLSState, x: NDArray[np.float64], y: NDArray[np.float64]) -> None:
-        """One RLS update of every row, in place; nothing changes if any row would overflow."""
+    def learn_predict(
+        self, state: RLSState, X_learn: ArrayLike, y: ArrayLike, X: ArrayLike
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`learn` of ``(X_learn, y)``, then :meth:`predict` of ``X``, for the same sources.
+
+        The result and the new state are bit for bit those of the two calls; the
+        prediction is accumulated while ``P`` is rewritten, so each ``P`` is read twice
+        instead of three times (the step is memory bound on ``P`` for large batches).
+
+        Parameters
+        ----------
+        state : RLSState
+            Learners of the ``batch`` sources, row for row; updated in place, and left
+            untouched if anything is rejected.
+        X_learn : array-like of shape (batch, n_features)
+            The features each outcome belongs to.
+        y : array-like of shape (batch,)
+            Realised targets.
+        X : array-like of shape (batch, n_features)
+            The features to predict from, with the updated learners.
+
+        Returns
+        -------
+        mean, scale : ndarray of shape (batch,), float64
+            As :meth:`predict`.
+        """
+        self._check_params()
+        x_learn = self._check_X(state, X_learn, ndim=2)
+        y_arr = self._check_y(y, (x_learn.shape[0],), x_learn.shape)
+        x = self._check_X(state, X, ndim=2)
+        h = self._step(
+            state,
+            np.ascontiguousarray(x_learn),
+            np.ascontiguousarray(y_arr),
+            np.ascontiguousarray(x),
+        )
+        mean = _rows_dot(state.w, x)
+        var = np.maximum(state.resid_var, _VAR_FLOOR) * (1.0 + h / float(self.forgetting))
+        return mean, np.sqrt(var)
+
+    def _step(
+        self,
+        state: RLSState,
+        x: NDArray[np.float64],
+        y: NDArray[np.float64],
+        x_next: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """One RLS update of every row, in place; nothing changes if any row would overflow.
+
+        Returns ``max(x_next^T P x_next, 0)`` per row with the updated ``P`` (shape
+        (batch,)), or an empty array without ``x_next``.
+        """
         lam = float(self.forgetting)
         mu = lam if self.scale_forgetting is None else float(self.scale_forgetting)
         p_max = math.inf if self.variance_cap is None else self.variance_cap / self.delta
@@ -511,11 +562,13 @@ class RLSReadout:
                 f"The RLS update overflowed for {rows.size} source row(s) (first at row "
                 f"{int(rows[0])}): the features or targets are too large; rescale them."
             )
-        _rls_apply(state.P, v, lam, float(p_max))
+        nxt = np.empty((0, x.shape[1])) if x_next is None else x_next
+        h = _rls_apply(state.P, v, lam, float(p_max), nxt)
         state.w[...] = w
         state.resid_var[...] = resid_var
         state.resid_weight[...] = weight
         state.count += 1
+        return h
 
 
 # -- compiled kernels (one loop per source row, so batching never changes a row's result) --
@@ -539,21 +592,29 @@ def _sym_matvec(P: NDArray[np.float64], x: NDArray[np.float64], u: NDArray[np.fl
 
 
 @numba.njit(cache=True)
-def _rls_predict(
-    w: NDArray[np.float64], P: NDArray[np.float64], x: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
-    """Per row: ``w^T x`` and ``max(x^T P x, 0)``."""
+def _rows_dot(w: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per row: ``w^T x`` (summed in index order)."""  # pragma: no cover - compiled
     n, d = x.shape
     mean = np.empty(n)
-    h = np.empty(n)
-    u = np.empty(d)
     for b in range(n):
         m = 0.0
         for i in range(d):
             m += w[b, i] * x[b, i]
         mean[b] = m
+    return mean
+
+
+@numba.njit(cache=True)
+def _rls_predict(
+    w: NDArray[np.float64], P: NDArray[np.float64], x: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
+    """Per row: ``w^T x`` and ``max(x^T P x, 0)``."""
+    n, d = x.shape
+    h = np.empty(n)
+    u = np.empty(d)
+    for b in range(n):
         h[b] = _sym_matvec(P[b], x[b], u)
-    return mean, h
+    return _rows_dot(w, x), h
 
 
 @numba.njit(cache=True)
@@ -617,16 +678,32 @@ def _rls_prepare(
 
 @numba.njit(cache=True)
 def _rls_apply(
-    P: NDArray[np.float64], v: NDArray[np.float64], lam: float, p_max: float
-) -> None:  # pragma: no cover - compiled
-    """In place per row: ``P = (P - v v^T) / lam``, then the variance cap (class Notes)."""
+    P: NDArray[np.float64], v: NDArray[np.float64], lam: float, p_max: float, x: NDArray[np.float64]
+) -> NDArray[np.float64]:  # pragma: no cover - compiled
+    """In place per row: ``P = (P - v v^T) / lam``, then the variance cap (class Notes).
+
+    With ``x`` of shape (n, d) (else (0, d)), also returns ``max(x^T P x, 0)`` per row of
+    the new ``P``, summed in the order of :func:`_sym_matvec` (so bit for bit its value)
+    while the rows of ``P`` are written, unless a cap fix changed ``P`` afterwards.
+    """
     n, d = v.shape
     g = np.empty(d)
+    u = np.empty(d)
+    with_x = x.shape[0] == n
+    h = np.empty(n if with_x else 0)
     for b in range(n):
+        u[:] = 0.0
         for i in range(d):
             vi = v[b, i]
-            for j in range(d):
-                P[b, i, j] = (P[b, i, j] - vi * v[b, j]) / lam
+            if with_x:
+                xi = x[b, i]
+                for j in range(d):
+                    P[b, i, j] = (P[b, i, j] - vi * v[b, j]) / lam
+                    u[j] += P[b, i, j] * xi
+            else:
+                for j in range(d):
+                    P[b, i, j] = (P[b, i, j] - vi * v[b, j]) / lam
+        fixed = False
         for _ in range(d):  # each coordinate needs at most one fix: fixes only shrink P
             worst = 0
             for i in range(1, d):
@@ -635,6 +712,7 @@ def _rls_apply(
             p_ii = P[b, worst, worst]
             if not p_ii > p_max:
                 break
+            fixed = True
             rho = 1.0 / p_max - 1.0 / p_ii
             c = np.sqrt(rho / (1.0 + rho * p_ii))
             for i in range(d):
@@ -643,3 +721,12 @@ def _rls_apply(
                 gi = g[i]
                 for j in range(d):
                     P[b, i, j] -= gi * g[j]
+        if with_x:
+            if fixed:
+                h[b] = _sym_matvec(P[b], x[b], u)
+            else:
+                hb = 0.0
+                for i in range(d):
+                    hb += x[b, i] * u[i]
+                h[b] = max(hb, 0.0)
+    return h

@@ -372,6 +372,7 @@ class Pipeline:
 
         # 1. outcome of the prediction made h points ago
         ready = seq > h
+        learn: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         outcome = np.zeros(B)
         anomaly_pred = np.zeros(B)
         if ready.any():
@@ -389,9 +390,12 @@ class Pipeline:
             praw_p = pend.p_raw[rows, slot]
             dir_p = pend.direction[rows, slot]
             anomaly_pred[rows] = _surprise((y - mean_p) / scale_p)
-            readout_st = _rows_of(st["readout"], rows, B)
-            self.readout.learn(readout_st, feats, y)
-            _write_back(st["readout"], rows, B, readout_st)
+            if rows.size == B:  # every source learns: fused with the prediction (step 4)
+                learn = (feats, y)
+            else:
+                readout_st = _rows_of(st["readout"], rows, B)
+                self.readout.learn(readout_st, feats, y)
+                _write_back(st["readout"], rows, B, readout_st)
             moved = y != 0.0
             if moved.any():
                 cal_rows = rows[moved]
@@ -486,7 +490,10 @@ class Pipeline:
             ],
             axis=1,
         )
-        mean, scale = self.readout.predict(st["readout"], feats)
+        if learn is None:
+            mean, scale = self.readout.predict(st["readout"], feats)
+        else:  # the readout learns the outcomes of step 1 first (nothing since has read it)
+            mean, scale = self.readout.learn_predict(st["readout"], *learn, feats)
         p_raw = ndtr(mean / scale)
         q = self.calibrator.transform(st["calibrator"], p_raw)
         warming = meta.n_outcomes < eng.warmup

@@ -21,7 +21,10 @@ so does every feature (``|Tr((ρ − σ)P)| ≤ 2D`` for a Pauli product ``P``),
 every later one. Convergence is never judged from a quantity one copy's unitary evolution
 conserves. ``D`` itself (the eigenvalues of ``ρ − σ``) is computed only when the cheap bounds
 ``‖Δ‖_F ≤ ‖Δ‖₁ ≤ min(√d ‖Δ‖_F, Σ_ij |Δ_ij|)`` cannot decide; otherwise the residual holds the
-upper bound. The shadow is advanced only until the washout is decided (converged, or
+upper bound. Without noise, reset injection is an isometry ``A`` of the other qubits'
+reduced state, so ``ρ − σ = A (τ_ρ − τ_σ) A†`` has the trace norm of the reduced
+difference, and the bounds and eigenvalues are taken on that smaller matrix. The shadow is
+advanced only until the washout is decided (converged, or
 ``max_washout`` steps without converging), so it costs nothing afterwards.
 """
 
@@ -487,6 +490,9 @@ class QuantumReservoir:
             self._powers = powers
         hamming = np.bitwise_count(np.arange(d)[:, None] ^ np.arange(d)[None, :])
         self._dephase = (1.0 - 2.0 * self.dephasing) ** hamming if self.dephasing else None
+        self._isometric = self.injection == "reset" and not (
+            self.dephasing or self.amplitude_damping
+        )
         self._scale = max(float(energies[-1] - energies[0]), 2.0)
         self._built_for = snapshot
 
@@ -609,8 +615,12 @@ class QuantumReservoir:
 
     def _advance(
         self, rho: NDArray[np.complex128], s: NDArray[np.float64], *, read: bool
-    ) -> NDArray[np.float64] | None:
-        """One step of ``rho`` (in place); the features, of shape (n, n_features), if ``read``."""
+    ) -> tuple[NDArray[np.float64] | None, NDArray[np.complex128] | None]:
+        """One step of ``rho`` (in place).
+
+        Returns the features, of shape (n, n_features), if ``read``, and for reset injection
+        the reduced state ``τ = Tr_inputs ρ`` before the step, of shape (n, d', d').
+        """
         b, d = rho.shape[0], rho.shape[1]
         V = self.virtual_nodes
         if self.injection == "reset":
@@ -626,7 +636,7 @@ class QuantumReservoir:
             A = (psi.astype(np.complex128) @ self._last_columns).reshape(b, d, dp)
             np.matmul(A @ tau, A.conj().transpose(0, 2, 1), out=rho)
             self._noise(rho)
-            return features
+            return features, tau
         diags = np.empty((b, V, d)) if read else None
         self._rotate(rho, s)
         # diag(U^k ρ U^k†)_i = Σ_j (U^k)_ij (ρ U^k†)_ji: one product per virtual node.
@@ -636,7 +646,7 @@ class QuantumReservoir:
                 diags[:, k] = np.einsum("ij,bji->bi", self._powers[k], Y).real
         np.matmul(self._powers[V - 1], Y, out=rho)
         self._noise(rho)
-        return None if diags is None else (diags @ self._signs).reshape(b, -1)
+        return (None if diags is None else (diags @ self._signs).reshape(b, -1)), None
 
     def _reset_features(
         self, tau: NDArray[np.complex128], psi: NDArray[np.float64]
@@ -680,14 +690,31 @@ class QuantumReservoir:
         u_arr = self._check_u(u, n_sources)
         s = self._polarisation(u_arr)
         feats = np.empty((n_sources, self.n_features))
+        taus = None
+        if self._isometric:
+            dp = state.rho.shape[1] >> len(self._input_qubits)
+            taus = np.empty((n_sources, dp, dp), dtype=np.complex128)
         for a in range(0, n_sources, _CHUNK):
             chunk = slice(a, a + _CHUNK)
-            feats[chunk] = self._advance(state.rho[chunk], s[chunk], read=True)
-        self._track_washout(state, s)
+            feats[chunk], tau = self._advance(state.rho[chunk], s[chunk], read=True)
+            if taus is not None:
+                taus[chunk] = tau
+        self._track_washout(state, s, taus)
         return feats
 
-    def _track_washout(self, state: QuantumReservoirState, s: NDArray[np.float64]) -> None:
-        """Advance the shadows still tracked and compare them with the states."""
+    def _track_washout(
+        self,
+        state: QuantumReservoirState,
+        s: NDArray[np.float64],
+        taus: NDArray[np.complex128] | None,
+    ) -> None:
+        """Advance the shadows still tracked and compare them with the states.
+
+        ``taus`` (shape (n, d', d')): the states' reduced states before this step, when the
+        step is an isometry of them (reset injection without noise); then
+        ``ρ − σ = A (τ_ρ − τ_σ) A†`` with ``A† A = 1``, so ``‖ρ − σ‖₁ = ‖τ_ρ − τ_σ‖₁`` is
+        decided on the reduced states, a quarter of the entries per input qubit.
+        """
         active = np.flatnonzero(~state.converged & (state.iterations < self.max_washout))
         for a in range(0, active.size, _CHUNK):
             picked = active[a : a + _CHUNK]
@@ -695,9 +722,12 @@ class QuantumReservoir:
             if picked[-1] - picked[0] == picked.size - 1:  # contiguous rows: work on views
                 rows = slice(int(picked[0]), int(picked[-1]) + 1)
             shadow = state.shadow[rows]
-            self._advance(shadow, s[rows], read=False)
+            _, tau_shadow = self._advance(shadow, s[rows], read=False)
             state.shadow[rows] = shadow
-            residual = self._trace_distance(state.rho[rows], shadow) * self._scale
+            if taus is not None and tau_shadow is not None:
+                residual = self._trace_distance(taus[rows], tau_shadow) * self._scale
+            else:
+                residual = self._trace_distance(state.rho[rows], shadow) * self._scale
             state.residual[rows] = residual
             state.iterations[rows] += 1
             state.converged[rows] = residual <= self.energy_tolerance
