@@ -6,8 +6,10 @@ each wave a random half of twice as many warmed sources (rows gathered and scatt
 concurrent realtime requests for many sources give). Then ``readout_step``: the online
 readout's update and prediction at the engine's feature count for the widest wave, fused
 (``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
-alternating on copies of the same states (and checked equal bit for bit). BLAS pinned to
-one thread. Usage: ``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
+alternating on copies of the same states (and checked equal bit for bit), and the update
+kernel alone in the order it takes past its overflow bounds (every row checked before any
+is written). BLAS pinned to one thread. Usage:
+``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from nqp import Platform
 from nqp.engine.platform import ProcessItem
+from nqp.readout import _rls_update
 
 WARM_POINTS = 40  # past the default warm-up of 30 outcomes
 
@@ -58,8 +61,13 @@ def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
     state = rls.init_state(width)
     for t in range(40):  # P away from its initial diagonal
         rls.learn(state, x[t], y[t])
-    fused, apart = state.copy(), state.copy()
-    times: dict[str, list[float]] = {"learn_predict": [], "learn_then_predict": []}
+    fused, apart, checked = state.copy(), state.copy(), state.copy()
+    lam, p_max = rls.forgetting, rls.variance_cap / rls.delta
+    times: dict[str, list[float]] = {
+        "learn_predict": [],
+        "learn_then_predict": [],
+        "update_checked_two_pass": [],
+    }
     for t in range(40, 40 + repeats):
         start = time.perf_counter()
         got = rls.learn_predict(fused, x[t], y[t], x[t + 1])
@@ -69,6 +77,15 @@ def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
         want = rls.predict(apart, x[t + 1])
         times["learn_then_predict"].append(time.perf_counter() - start)
         assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+        # the kernel alone in the order taken past the overflow bounds (every row
+        # prepared and checked, then every row applied: P read twice)
+        start = time.perf_counter()
+        _rls_update(
+            checked.w, checked.P, checked.resid_var, checked.resid_weight,
+            x[t], y[t], lam, lam, p_max, x[t + 1], row_by_row=False,
+        )  # fmt: skip
+        times["update_checked_two_pass"].append(time.perf_counter() - start)
+        assert np.array_equal(checked.P, fused.P)
     us = {k: round(float(np.median(v)) / width * 1e6, 2) for k, v in times.items()}
     return {
         "sources": width,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nqp.exceptions import InvalidInputError, InvalidParameterError, NotFittedError
-from nqp.readout import RidgeReadout, RLSReadout, RLSState
+from nqp.readout import RidgeReadout, RLSReadout, RLSState, _rls_update, _surely_finite
 
 
 def augmented_lstsq(x: np.ndarray, y: np.ndarray, alpha: float, intercept: bool):
@@ -307,6 +307,78 @@ def test_rls_learn_predict_is_bitwise_learn_then_predict(rng, variance_cap: floa
     with pytest.raises(InvalidInputError, match=r"X has 5 features"):
         rls.learn_predict(fused, x[:, 0], y[:, 0], x[:, 0, :5])
     assert_states_equal(fused, before)
+
+
+@pytest.mark.parametrize("variance_cap", [1e4, 3.0])
+def test_rls_row_by_row_update_is_bitwise_the_checked_two_pass_update(
+    rng, variance_cap: float
+) -> None:
+    """The fast order (each row prepared then applied) changes no bit of any row."""
+    n_sources, n, d = 7, 60, 6
+    x = rng.normal(size=(n, n_sources, d)) * np.array([1.0, 1e-3, 10.0, 1.0, 0.0, 1.0])
+    y = rng.normal(size=(n, n_sources))
+    rls = RLSReadout(n_features=d, forgetting=0.9, delta=0.5, variance_cap=variance_cap)
+    fast, checked = rls.init_state(n_sources), rls.init_state(n_sources)
+    p_max = variance_cap / 0.5
+    for t in range(n - 1):
+        assert _surely_finite(fast.w, fast.P, fast.resid_var, fast.resid_weight, x[t], y[t], 0.9)
+        got = _rls_update(
+            fast.w,
+            fast.P,
+            fast.resid_var,
+            fast.resid_weight,
+            x[t],
+            y[t],
+            0.9,
+            0.9,
+            p_max,
+            x[t + 1],
+        )
+        want = _rls_update(
+            checked.w,
+            checked.P,
+            checked.resid_var,
+            checked.resid_weight,
+            x[t],
+            y[t],
+            0.9,
+            0.9,
+            p_max,
+            x[t + 1],
+            row_by_row=False,
+        )
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    for name in ("w", "P", "resid_var", "resid_weight"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(checked, name))
+
+
+def test_rls_huge_but_finite_inputs_take_the_checked_order(rng) -> None:
+    """Inputs past the cheap bounds still update (checked first), and the same way."""
+    rls = RLSReadout(n_features=3, forgetting=0.99)
+    state = rls.init_state(2)
+    x = np.array([[1e55, 0.0, 1.0], [1.0, 2.0, 3.0]])
+    y = np.array([1.0, -1.0])
+    assert not _surely_finite(state.w, state.P, state.resid_var, state.resid_weight, x, y, 0.99)
+    reference = state.copy()
+    rls.learn(state, x, y)
+    _rls_update(
+        reference.w,
+        reference.P,
+        reference.resid_var,
+        reference.resid_weight,
+        x,
+        y,
+        0.99,
+        0.99,
+        1e4,
+        np.empty((0, 3)),
+        row_by_row=False,
+    )
+    assert np.isfinite(state.P).all()
+    assert np.isfinite(state.w).all()
+    for name in ("w", "P", "resid_var", "resid_weight"):
+        np.testing.assert_array_equal(getattr(state, name), getattr(reference, name))
 
 
 def test_rls_P_stays_exactly_symmetric(rng) -> None:

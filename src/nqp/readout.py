@@ -292,8 +292,11 @@ class RLSReadout:
     Cost per update is O(d²) per source, memory ``8 d²`` bytes per source for ``P``
     (80 kB at d = 100). The kernels rely on ``P`` being exactly symmetric, which the
     updates preserve; do not write a non-symmetric ``P`` into the state. An update reads
-    ``P`` twice and writes it once; :meth:`learn_predict` predicts within those passes, where
-    :meth:`learn` then :meth:`predict` reads ``P`` a third time.
+    each source's ``P`` from memory once and writes it once (its row is checked against
+    overflow from cheap bounds first, so no row is written before all are known to pass; past
+    the bounds every row is computed and checked before any is written, which reads ``P``
+    twice); :meth:`learn_predict` predicts within that pass, where :meth:`learn` then
+    :meth:`predict` reads ``P`` once more.
 
     References
     ----------
@@ -504,8 +507,8 @@ class RLSReadout:
         """:meth:`learn` of ``(X_learn, y)``, then :meth:`predict` of ``X``, for the same sources.
 
         The result and the new state are bit for bit those of the two calls; the
-        prediction is accumulated while ``P`` is rewritten, so each ``P`` is read twice
-        instead of three times (the step is memory bound on ``P`` for large batches).
+        prediction is accumulated while ``P`` is rewritten, so ``P`` is not read again
+        (for large batches the step is bound by reading and writing ``P``).
 
         Parameters
         ----------
@@ -552,9 +555,10 @@ class RLSReadout:
         """
         lam = float(self.forgetting)
         mu = lam if self.scale_forgetting is None else float(self.scale_forgetting)
-        p_max = math.inf if self.variance_cap is None else self.variance_cap / self.delta
-        w, v, resid_var, weight, ok = _rls_prepare(
-            state.w, state.P, state.resid_var, state.resid_weight, x, y, lam, mu
+        p_max = math.inf if self.variance_cap is None else float(self.variance_cap / self.delta)
+        nxt = np.empty((0, x.shape[1])) if x_next is None else x_next
+        h, ok = _rls_update(
+            state.w, state.P, state.resid_var, state.resid_weight, x, y, lam, mu, p_max, nxt
         )
         if not ok.all():
             rows = np.flatnonzero(~ok)
@@ -562,11 +566,6 @@ class RLSReadout:
                 f"The RLS update overflowed for {rows.size} source row(s) (first at row "
                 f"{int(rows[0])}): the features or targets are too large; rescale them."
             )
-        nxt = np.empty((0, x.shape[1])) if x_next is None else x_next
-        h = _rls_apply(state.P, v, lam, float(p_max), nxt)
-        state.w[...] = w
-        state.resid_var[...] = resid_var
-        state.resid_weight[...] = weight
         state.count += 1
         return h
 
@@ -617,8 +616,164 @@ def _rls_predict(
     return _rows_dot(w, x), h
 
 
+_SURE = 1e100  # bounds below this leave every intermediate of an update far from overflow
+
+
 @numba.njit(cache=True)
-def _rls_prepare(
+def _prepare_row(
+    w: NDArray[np.float64],
+    P: NDArray[np.float64],
+    resid_var: float,
+    resid_weight: float,
+    x: NDArray[np.float64],
+    y: float,
+    lam: float,
+    mu: float,
+    w_new: NDArray[np.float64],
+    v: NDArray[np.float64],
+) -> tuple[float, float, bool]:  # pragma: no cover - compiled
+    """Everything of one row's RLS update but ``P`` (read only).
+
+    Writes the new ``w`` into ``w_new`` and ``v = P x / sqrt(lam + h)`` into ``v`` (shapes
+    (d,)); returns the new residual variance and weight, and whether the row stays finite.
+    The new ``P``, ``(P - v v^T) / lam``, is finite when ``(2 max_i P_ii + max_i v_i^2)
+    / lam`` is far from overflow (``|P_ij| <= max_i P_ii`` for positive semidefinite ``P``);
+    only otherwise are its entries computed and checked one by one.
+    """
+    d = x.shape[0]
+    u = v
+    h = _sym_matvec(P, x, u)
+    yhat = 0.0
+    for i in range(d):
+        yhat += w[i] * x[i]
+    den = lam + h
+    e = y - yhat
+    root = np.sqrt(den)
+    good = np.isfinite(den) and np.isfinite(e)
+    big = 0.0
+    for i in range(d):
+        w_new[i] = w[i] + (u[i] / den) * e
+        u[i] = u[i] / root
+        good = good and np.isfinite(w_new[i]) and np.isfinite(u[i])
+        big = max(big, 2.0 * abs(P[i, i]) + u[i] * u[i])
+    r = lam * e * e / den  # e^2 / (1 + h / lam)
+    rw = mu * resid_weight + 1.0
+    rv = resid_var + (r - resid_var) / rw
+    good = good and np.isfinite(rv) and np.isfinite(rw)
+    if good and not big / lam < 1e300:
+        for i in range(d):
+            for j in range(d):
+                if not np.isfinite((P[i, j] - u[i] * u[j]) / lam):
+                    good = False
+    return rv, rw, good
+
+
+@numba.njit(cache=True)
+def _apply_row(
+    P: NDArray[np.float64],
+    v: NDArray[np.float64],
+    lam: float,
+    p_max: float,
+    x: NDArray[np.float64],
+    u: NDArray[np.float64],
+    g: NDArray[np.float64],
+) -> float:  # pragma: no cover - compiled
+    """In place for one row: ``P = (P - v v^T) / lam``, then the variance cap (class Notes).
+
+    With ``x`` of shape (d,) (else (0,)), also returns ``max(x^T P x, 0)`` of the new
+    ``P``, summed in the order of :func:`_sym_matvec` (so bit for bit its value) while the
+    rows of ``P`` are written, unless a cap fix changed ``P`` afterwards; else 0.
+    ``u`` and ``g`` are scratch of shape (d,).
+    """
+    d = v.shape[0]
+    with_x = x.shape[0] == d
+    inv_lam = 1.0 / lam  # a product per entry, not a division: the same to rounding
+    u[:] = 0.0
+    for i in range(d):
+        vi = v[i]
+        row = P[i]
+        if with_x:
+            xi = x[i]
+            for j in range(d):
+                p = (row[j] - vi * v[j]) * inv_lam
+                row[j] = p
+                u[j] += p * xi
+        else:
+            for j in range(d):
+                row[j] = (row[j] - vi * v[j]) * inv_lam
+    fixed = False
+    for _ in range(d):  # each coordinate needs at most one fix: fixes only shrink P
+        worst = 0
+        for i in range(1, d):
+            if P[i, i] > P[worst, worst]:
+                worst = i
+        p_ii = P[worst, worst]
+        if not p_ii > p_max:
+            break
+        fixed = True
+        rho = 1.0 / p_max - 1.0 / p_ii
+        c = np.sqrt(rho / (1.0 + rho * p_ii))
+        for i in range(d):
+            g[i] = P[i, worst] * c
+        for i in range(d):
+            gi = g[i]
+            for j in range(d):
+                P[i, j] -= gi * g[j]
+    if not with_x:
+        return 0.0
+    if fixed:
+        return _sym_matvec(P, x, u)
+    h = 0.0
+    for i in range(d):
+        h += x[i] * u[i]
+    return max(h, 0.0)
+
+
+@numba.njit(cache=True)
+def _surely_finite(
+    w: NDArray[np.float64],
+    P: NDArray[np.float64],
+    resid_var: NDArray[np.float64],
+    resid_weight: NDArray[np.float64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    lam: float,
+) -> bool:  # pragma: no cover - compiled
+    """Whether no row's update can overflow, from bounds that read only ``diag(P)``.
+
+    For positive semidefinite ``P`` with ``D = max_i P_ii``, ``S = sum_i |x_i|`` and
+    ``E = |y| + sum_i |w_i x_i|``: ``|(P x)_i| <= D S``, ``h <= D S^2``, ``|e| <= E`` and
+    ``lam + h >= lam``, so every quantity of the update is bounded by products of these.
+    When all stay below ``1e100`` no row can fail its finiteness check.
+    """
+    n, d = x.shape
+    for b in range(n):
+        D = 0.0
+        S = 0.0
+        E = abs(y[b])
+        Wm = 0.0
+        for i in range(d):
+            D = max(D, abs(P[b, i, i]))
+            S += abs(x[b, i])
+            E += abs(w[b, i] * x[b, i])
+            Wm = max(Wm, abs(w[b, i]))
+        DS = D * S
+        bounds = (
+            DS * S,  # h
+            E * E,  # lam e^2 / den, and so the residual variance
+            Wm + DS * E / lam,  # the new w
+            (D + DS * DS / lam) / lam,  # entries of the new P
+            abs(resid_var[b]),
+            abs(resid_weight[b]),
+        )
+        for bound in bounds:
+            if not bound < _SURE:  # also NaN
+                return False
+    return True
+
+
+@numba.njit(cache=True)
+def _rls_update(
     w: NDArray[np.float64],
     P: NDArray[np.float64],
     resid_var: NDArray[np.float64],
@@ -627,106 +782,56 @@ def _rls_prepare(
     y: NDArray[np.float64],
     lam: float,
     mu: float,
-) -> tuple[
-    NDArray[np.float64],
-    NDArray[np.float64],
-    NDArray[np.float64],
-    NDArray[np.float64],
-    NDArray[np.bool_],
-]:  # pragma: no cover - compiled
-    """Everything of the RLS update but ``P`` (read only); ``ok[b]`` if row b stays finite.
+    p_max: float,
+    x_next: NDArray[np.float64],
+    row_by_row: bool = True,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:  # pragma: no cover - compiled
+    """One RLS update of every row, in place, unless a row would overflow.
 
-    Returns the new ``w``, ``v = P x / sqrt(lam + h)``, the new residual variance and weight.
-    The new ``P`` row, ``(P - v v^T) / lam``, is finite when ``(2 max_i P_ii + max_i v_i^2)
-    / lam`` is far from overflow (``|P_ij| <= max_i P_ii`` for positive semidefinite ``P``);
-    only otherwise are its entries computed and checked one by one.
+    Returns ``h`` (``max(x_next^T P x_next, 0)`` per row of the new ``P`` when ``x_next``
+    has shape (n, d), else empty) and ``ok`` per row; if any row is not ok nothing was
+    written. When ``row_by_row`` and :func:`_surely_finite` hold, each row is prepared and
+    applied in turn (its ``P`` read from memory once, not twice); otherwise every row is
+    prepared and checked before any is applied. Both orders compute every row identically.
     """
     n, d = x.shape
-    w_new = np.empty((n, d))
-    v = np.empty((n, d))
-    rv = np.empty(n)
-    rw = np.empty(n)
-    ok = np.empty(n, dtype=np.bool_)
-    for b in range(n):
-        u = v[b]
-        h = _sym_matvec(P[b], x[b], u)
-        yhat = 0.0
-        for i in range(d):
-            yhat += w[b, i] * x[b, i]
-        den = lam + h
-        e = y[b] - yhat
-        root = np.sqrt(den)
-        good = np.isfinite(den) and np.isfinite(e)
-        big = 0.0
-        for i in range(d):
-            w_new[b, i] = w[b, i] + (u[i] / den) * e
-            u[i] = u[i] / root
-            good = good and np.isfinite(w_new[b, i]) and np.isfinite(u[i])
-            big = max(big, 2.0 * abs(P[b, i, i]) + u[i] * u[i])
-        r = lam * e * e / den  # e^2 / (1 + h / lam)
-        rw[b] = mu * resid_weight[b] + 1.0
-        rv[b] = resid_var[b] + (r - resid_var[b]) / rw[b]
-        good = good and np.isfinite(rv[b]) and np.isfinite(rw[b])
-        if good and not big / lam < 1e300:
-            for i in range(d):
-                for j in range(d):
-                    if not np.isfinite((P[b, i, j] - u[i] * u[j]) / lam):
-                        good = False
-        ok[b] = good
-    return w_new, v, rv, rw, ok
-
-
-@numba.njit(cache=True)
-def _rls_apply(
-    P: NDArray[np.float64], v: NDArray[np.float64], lam: float, p_max: float, x: NDArray[np.float64]
-) -> NDArray[np.float64]:  # pragma: no cover - compiled
-    """In place per row: ``P = (P - v v^T) / lam``, then the variance cap (class Notes).
-
-    With ``x`` of shape (n, d) (else (0, d)), also returns ``max(x^T P x, 0)`` per row of
-    the new ``P``, summed in the order of :func:`_sym_matvec` (so bit for bit its value)
-    while the rows of ``P`` are written, unless a cap fix changed ``P`` afterwards.
-    """
-    n, d = v.shape
-    g = np.empty(d)
+    with_x = x_next.shape[0] == n
+    h = np.zeros(n if with_x else 0)
+    ok = np.ones(n, dtype=np.bool_)
+    none = np.empty(0)
     u = np.empty(d)
-    with_x = x.shape[0] == n
-    h = np.empty(n if with_x else 0)
-    for b in range(n):
-        u[:] = 0.0
-        for i in range(d):
-            vi = v[b, i]
+    g = np.empty(d)
+    if row_by_row and _surely_finite(w, P, resid_var, resid_weight, x, y, lam):
+        w_new = np.empty(d)
+        v = np.empty(d)
+        for b in range(n):
+            rv, rw, good = _prepare_row(
+                w[b], P[b], resid_var[b], resid_weight[b], x[b], y[b], lam, mu, w_new, v
+            )
+            if not good:  # excluded by the bounds for positive semidefinite P
+                raise FloatingPointError("RLS update overflowed past its bounds")
+            hb = _apply_row(P[b], v, lam, p_max, x_next[b] if with_x else none, u, g)
             if with_x:
-                xi = x[b, i]
-                for j in range(d):
-                    P[b, i, j] = (P[b, i, j] - vi * v[b, j]) / lam
-                    u[j] += P[b, i, j] * xi
-            else:
-                for j in range(d):
-                    P[b, i, j] = (P[b, i, j] - vi * v[b, j]) / lam
-        fixed = False
-        for _ in range(d):  # each coordinate needs at most one fix: fixes only shrink P
-            worst = 0
-            for i in range(1, d):
-                if P[b, i, i] > P[b, worst, worst]:
-                    worst = i
-            p_ii = P[b, worst, worst]
-            if not p_ii > p_max:
-                break
-            fixed = True
-            rho = 1.0 / p_max - 1.0 / p_ii
-            c = np.sqrt(rho / (1.0 + rho * p_ii))
-            for i in range(d):
-                g[i] = P[b, i, worst] * c
-            for i in range(d):
-                gi = g[i]
-                for j in range(d):
-                    P[b, i, j] -= gi * g[j]
+                h[b] = hb
+            w[b] = w_new
+            resid_var[b] = rv
+            resid_weight[b] = rw
+        return h, ok
+    w_new_all = np.empty((n, d))
+    v_all = np.empty((n, d))
+    rv_all = np.empty(n)
+    rw_all = np.empty(n)
+    for b in range(n):
+        rv_all[b], rw_all[b], ok[b] = _prepare_row(
+            w[b], P[b], resid_var[b], resid_weight[b], x[b], y[b], lam, mu, w_new_all[b], v_all[b]
+        )
+    if not ok.all():
+        return h, ok
+    for b in range(n):
+        hb = _apply_row(P[b], v_all[b], lam, p_max, x_next[b] if with_x else none, u, g)
         if with_x:
-            if fixed:
-                h[b] = _sym_matvec(P[b], x[b], u)
-            else:
-                hb = 0.0
-                for i in range(d):
-                    hb += x[b, i] * u[i]
-                h[b] = max(hb, 0.0)
-    return h
+            h[b] = hb
+    w[...] = w_new_all
+    resid_var[...] = rv_all
+    resid_weight[...] = rw_all
+    return h, ok
