@@ -294,3 +294,13 @@ def test_boxcar_kernel_equals_numpy_cumsum_formula():
         c = np.concatenate([np.zeros((4, 1, 6)), np.cumsum(x, axis=1)], axis=1)
         want = (c[:, width:] - c[:, :-width]) / width
         np.testing.assert_array_equal(_kernels.running_mean(x, width), want)
+
+
+@pytest.mark.parametrize("shape", [(3, 200, 32), (2, 1, 1), (4, 7, 130)])
+def test_spike_sums_equal_numpy_sums_of_a_bool_raster(shape):
+    raster = np.random.default_rng(17).random(shape) < 0.3
+    r3 = raster.astype(np.float64)
+    per_bin, per_neuron = _kernels.spike_sums(r3)
+    np.testing.assert_array_equal(per_bin, r3.sum(axis=2))
+    np.testing.assert_array_equal(per_neuron, r3.sum(axis=1))
+    np.testing.assert_array_equal(per_bin / shape[2], r3.mean(axis=2))

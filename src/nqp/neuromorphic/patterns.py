@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from nqp._validation import Interval, check_finite_array, validate_params
 from nqp.exceptions import InvalidInputError, InvalidParameterError
 from nqp.neuromorphic._patterns._common import as_raster, boxcar, group_traces, unbatch
+from nqp.neuromorphic._patterns._kernels import spike_sums
 from nqp.neuromorphic._patterns.bursts import _burst, burst, burst_events, poisson_burst_fraction
 from nqp.neuromorphic._patterns.dynamics import _chaotic, chaos_statistics, chaotic
 from nqp.neuromorphic._patterns.novelty import EmergentState, emergent
@@ -263,8 +264,15 @@ class PatternDetector:
         if self.window is not None:
             r3 = r3[:, -self.window :]
         batch = r3.shape[0]
+        # spikes per bin and per neuron, exact in one pass for a bool raster (0/1 sums)
+        sums = (
+            spike_sums(np.ascontiguousarray(r3))
+            if isinstance(raster, np.ndarray) and raster.dtype == np.bool_ and r3.size
+            else (r3.sum(axis=2), r3.sum(axis=1))
+        )
+        rate = sums[0] / max(r3.shape[2], 1)  # as r3.mean(axis=2)
         if series is None:
-            x = r3.sum(axis=2) / max(r3.shape[2], 1)
+            x = rate
         else:
             x = check_finite_array(series, name="series", ndim=2)
             if x.shape[0] != batch:
@@ -282,7 +290,7 @@ class PatternDetector:
                     "out of kinds."
                 )
             feats = (
-                r3.sum(axis=1) / max(r3.shape[1], 1)
+                sums[1] / max(r3.shape[1], 1)
                 if features is None
                 else check_finite_array(features, name="features", ndim=2)
             )
@@ -301,8 +309,8 @@ class PatternDetector:
                 np.zeros(batch) if empty else _traveling_traces(traces()[1], self.max_lag)
             ),
             "standing": lambda: np.zeros(batch) if empty else _standing_traces(*traces()),
-            "rhythmic": lambda: _rhythmic(r3),
-            "sparse": lambda: _sparse(r3),
+            "rhythmic": lambda: _rhythmic(r3, rate=rate),
+            "sparse": lambda: _sparse(r3, counts=sums[1]),
             "burst": lambda: _burst(r3, self.min_spikes, self.isi_ratio),
         }
         strength: dict[str, NDArray[np.float64]] = {}

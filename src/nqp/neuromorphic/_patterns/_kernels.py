@@ -29,10 +29,35 @@ __all__ = [
     "nearest_outside",
     "pairwise_sum",
     "running_mean",
+    "spike_sums",
     "synchrony",
 ]
 
 _PW_BLOCKSIZE = 128  # numpy's PW_BLOCKSIZE (numpy/_core/src/umath/loops_utils.h.src)
+
+
+@nb.njit(cache=True, nogil=True)
+def spike_sums(
+    r3: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover
+    """Spikes per bin (batch, n_bins) and per neuron (batch, n_neurons) of a 0/1 raster.
+
+    For a raster of 0s and 1s (a bool raster as float64) every partial sum is a small
+    integer, so any order of addition gives numpy's ``r3.sum(axis=2)`` and
+    ``r3.sum(axis=1)`` exactly; one pass computes both.
+    """
+    batch, n_bins, n_neurons = r3.shape
+    per_bin = np.empty((batch, n_bins))
+    per_neuron = np.zeros((batch, n_neurons))
+    for b in range(batch):
+        for t in range(n_bins):
+            row = r3[b, t]
+            s = 0.0
+            for i in range(n_neurons):
+                s += row[i]
+                per_neuron[b, i] += row[i]
+            per_bin[b, t] = s
+    return per_bin, per_neuron
 
 
 @nb.njit(cache=True, nogil=True)

@@ -139,12 +139,20 @@ def rhythmic(
 
 
 def _rhythmic(
-    r3: NDArray[np.float64], n_harmonics: int = 4, bandwidth: int = 2, min_cycles: int = 2
+    r3: NDArray[np.float64],
+    n_harmonics: int = 4,
+    bandwidth: int = 2,
+    min_cycles: int = 2,
+    rate: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """:func:`rhythmic` of a checked raster of shape (batch, n_bins, n_neurons)."""
+    """:func:`rhythmic` of a checked raster of shape (batch, n_bins, n_neurons).
+
+    ``rate``: ``r3.mean(axis=2)`` when the caller has it already.
+    """
     if r3.shape[1] == 0 or r3.shape[2] == 0:
         return np.zeros(r3.shape[0])
-    rate = r3.mean(axis=2)
+    if rate is None:
+        rate = r3.mean(axis=2)
     return harmonic_share(rate, n_harmonics=n_harmonics, bandwidth=bandwidth, min_cycles=min_cycles)
 
 
@@ -189,12 +197,18 @@ def sparse(raster: ArrayLike) -> Strength:
     return unbatch(_sparse(r3), batched)
 
 
-def _sparse(r3: NDArray[np.float64]) -> NDArray[np.float64]:
-    """:func:`sparse` of a checked raster of shape (batch, n_bins, n_neurons)."""
+def _sparse(
+    r3: NDArray[np.float64], counts: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """:func:`sparse` of a checked raster of shape (batch, n_bins, n_neurons).
+
+    ``counts``: ``r3.sum(axis=1)`` (batch, n_neurons) when the caller has it already.
+    """
     n = r3.shape[2]
     if r3.shape[1] == 0 or n < 2:
         return np.zeros(r3.shape[0])
-    counts = r3.sum(axis=1)  # (batch, N)
+    if counts is None:
+        counts = r3.sum(axis=1)  # (batch, N)
     l1 = counts.sum(axis=1)
     l2 = np.sqrt((counts**2).sum(axis=1))
     ok = l2 > 0
