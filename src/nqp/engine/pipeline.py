@@ -419,6 +419,7 @@ class Pipeline:
         spikes_out = np.zeros((B, self.substeps, self.n_neurons), dtype=bool)
         patterns = np.zeros((B, len(KINDS)))
         emergent_strength = np.zeros(B)
+        projected = np.zeros((B, self.proj_neuro.shape[1]))  # the trace's readout features
         nrows = ar[neuro_on]
         if nrows.size:
             counters = meta.key[nrows] + seq[nrows].astype(np.uint64)
@@ -427,9 +428,12 @@ class Pipeline:
             _write_back(st["encoder"], nrows, B, enc_st)
             res_st = _rows_of(st["reservoir"], nrows, B)
             if isinstance(self.reservoir, LIFReservoir):
-                fired = np.zeros((nrows.size, self.substeps, self.n_neurons), dtype=bool)
-                trace[nrows] = self.reservoir.step(res_st, spikes_in, raster_out=fired)
-                spikes_out[nrows] = fired
+                if nrows.size == B:  # the reservoir records into spikes_out itself
+                    trace[...] = self.reservoir.step(res_st, spikes_in, raster_out=spikes_out)
+                else:
+                    fired = np.zeros((nrows.size, self.substeps, self.n_neurons), dtype=bool)
+                    trace[nrows] = self.reservoir.step(res_st, spikes_in, raster_out=fired)
+                    spikes_out[nrows] = fired
             else:
                 trace[nrows] = self.reservoir.step(res_st, spikes_in.astype(np.float32))
             _write_back(st["reservoir"], nrows, B, res_st)
@@ -449,9 +453,9 @@ class Pipeline:
                 ordered = win[scan[:, None], order]
                 report = self.detector.detect(ordered)
                 meta.patterns[scan] = report.to_array()
-            projected = trace[nrows].astype(np.float64) @ self.proj_neuro
+            projected[nrows] = trace[nrows].astype(np.float64) @ self.proj_neuro
             em_st = _rows_of(st["emergent"], nrows, B)
-            emergent_strength[nrows] = emergent(projected, em_st)
+            emergent_strength[nrows] = emergent(projected[nrows], em_st)
             _write_back(st["emergent"], nrows, B, em_st)
             scanned = meta.patterns[nrows]
             patterns[nrows] = np.insert(
@@ -482,7 +486,7 @@ class Pipeline:
         # 4. readout, calibration, decision
         feats = np.concatenate(
             [
-                trace.astype(np.float64) @ self.proj_neuro,
+                projected,
                 q_feat @ self.proj_quantum,
                 patterns,
                 z,
