@@ -216,6 +216,174 @@ def bench_evolution(sizes: list[int], repeats: int, t_max: float) -> None:
         emit("evolution", **row)
 
 
+class PreviousReset:
+    """The reset-injection step, washout and report as they were before the compiled kernels.
+
+    NumPy only: partial trace by reshapes, features from the (2·d'², P·V·F) map of ``τ``
+    viewed as float64, state update by batched ``matmul``, washout on the reduced states
+    (noise-free reset injection), report by a product with ``ρ`` viewed as float64 and
+    ``np.abs``. Tables are rebuilt from the reservoir's Hamiltonian the way ``_build`` did.
+    Kept here as the reference of figure ``reservoir_step``.
+    """
+
+    def __init__(self, qr: Any) -> None:
+        from nqp.quantum import reservoir as qres
+
+        qr.init_state(0)  # builds
+        if qr.injection != "reset" or not qr._isometric:
+            raise ValueError("PreviousReset covers noise-free reset injection only")
+        self.qr = qr
+        n, V = qr.qubit_count, qr.virtual_nodes
+        d = 1 << n
+        H = qr.hamiltonian_.toarray()
+        energies, W = np.linalg.eigh(H)
+        dt = qr.evolution_time / V
+        k = np.arange(1, V + 1)[:, None, None]
+        powers = (W[None] * np.exp(-1j * energies[None, None, :] * dt * k)) @ W.conj().T
+        columns = qres._column_blocks(powers, qres._reduced_index(n, qr._input_qubits))
+        K = columns.shape[0]
+        C = columns.reshape(K, V, d, -1)
+        first, second = np.triu_indices(K)
+        G = np.einsum("if,pkij,pkil->pkfjl", qr._signs, C[first], C[second].conj())
+        off = first != second
+        G[off] += np.einsum("if,pkij,pkil->pkfjl", qr._signs, C[second[off]], C[first[off]].conj())
+        weights = np.stack([G.real, -G.imag], axis=-1).reshape(G.shape[0] * V * G.shape[2], -1)
+        self.weights, self.first, self.second = np.ascontiguousarray(weights.T), first, second
+        self.last = np.ascontiguousarray(columns.reshape(K, V, -1)[:, -1])
+        energy = np.zeros((d, d, 2))
+        energy[:, :, 0] = H.T
+        self.energy_weights = energy.reshape(-1)
+
+    def partial_trace(self, rho: np.ndarray) -> np.ndarray:
+        b, k = rho.shape[0], self.qr.qubit_count
+        out = rho
+        for q in sorted(self.qr._input_qubits, reverse=True):
+            lo, hi = 1 << q, 1 << (k - 1 - q)
+            r = out.reshape(b, lo, 2, hi, lo, 2, hi)
+            out = (r[:, :, 0, :, :, 0, :] + r[:, :, 1, :, :, 1, :]).reshape(b, lo * hi, lo * hi)
+            k -= 1
+        return out
+
+    def advance(self, rho: np.ndarray, s: np.ndarray, read: bool) -> tuple[Any, np.ndarray]:
+        b, d = rho.shape[0], rho.shape[1]
+        tau = self.partial_trace(rho)
+        psi = self.qr._amplitudes(s)
+        features = None
+        if read:
+            products = tau.reshape(b, -1).view(np.float64) @ self.weights
+            pairs = psi[:, self.first] * psi[:, self.second]
+            features = np.einsum("bp,bpf->bf", pairs, products.reshape(b, pairs.shape[1], -1))
+        A = (psi.astype(np.complex128) @ self.last).reshape(b, d, tau.shape[1])
+        np.matmul(A @ tau, A.conj().transpose(0, 2, 1), out=rho)
+        return features, tau
+
+    def trace_distance(self, rho: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        qr = self.qr
+        diff = rho - sigma
+        magnitude = np.abs(diff)
+        frobenius = np.sqrt(np.einsum("bij,bij->b", magnitude, magnitude))
+        entrywise = magnitude.sum(axis=(1, 2))
+        distance = 0.5 * np.minimum(np.sqrt(diff.shape[1]) * frobenius, entrywise)
+        threshold = qr.energy_tolerance / qr._scale
+        exact = (0.5 * frobenius <= threshold) & (distance > threshold)
+        if exact.any():
+            distance[exact] = 0.5 * np.abs(np.linalg.eigvalsh(diff[exact])).sum(axis=1)
+        return distance
+
+    def step(self, state: Any, u: np.ndarray) -> np.ndarray:
+        qr, chunk = self.qr, 32
+        s = qr._polarisation(u)
+        b = state.rho.shape[0]
+        feats = np.empty((b, qr.n_features))
+        dp = state.rho.shape[1] >> len(qr._input_qubits)
+        taus = np.empty((b, dp, dp), dtype=np.complex128)
+        for a in range(0, b, chunk):
+            feats[a : a + chunk], taus[a : a + chunk] = self.advance(
+                state.rho[a : a + chunk], s[a : a + chunk], read=True
+            )
+        active = np.flatnonzero(~state.converged & (state.iterations < qr.max_washout))
+        for a in range(0, active.size, chunk):
+            picked = active[a : a + chunk]
+            rows: Any = picked
+            if picked[-1] - picked[0] == picked.size - 1:
+                rows = slice(int(picked[0]), int(picked[-1]) + 1)
+            shadow = state.shadow[rows]
+            _, tau_shadow = self.advance(shadow, s[rows], read=False)
+            state.shadow[rows] = shadow
+            residual = self.trace_distance(taus[rows], tau_shadow) * qr._scale
+            state.residual[rows] = residual
+            state.iterations[rows] += 1
+            state.converged[rows] = residual <= qr.energy_tolerance
+        return feats
+
+    def report(self, state: Any) -> tuple[np.ndarray, np.ndarray]:
+        rho = state.rho
+        d = rho.shape[1]
+        energy = rho.reshape(rho.shape[0], d * d).view(np.float64) @ self.energy_weights
+        total = np.abs(rho).sum(axis=(1, 2))
+        diag = np.abs(np.einsum("bii->bi", rho)).sum(axis=1)
+        return energy, (total - diag) / (d - 1)
+
+
+def bench_reservoir_step(repeats: int, n_sources: int = 1000) -> None:
+    """New step (compiled kernels) against :class:`PreviousReset`, alternated, same states."""
+    from nqp.quantum.reservoir import QuantumReservoir
+
+    qr = QuantumReservoir()
+    previous = PreviousReset(qr)
+    rng = np.random.default_rng(0)
+    warm = qr.init_state(2)
+    qr.step(warm, np.zeros((2, 1)))  # compile
+    qr.report(warm)
+    for phase, steps in (("washout", 0), ("converged", 400)):
+        start = qr.init_state(n_sources)
+        if steps:
+            qr.run(rng.uniform(-1, 1, size=(steps, n_sources, 1)), state=start)
+        inputs = rng.standard_normal((repeats, n_sources, 1))
+        states = {"previous": start.copy(), "compiled": start.copy()}
+        steppers = {"previous": previous.step, "compiled": qr.step}
+        reporters = {"previous": previous.report, "compiled": qr.report}
+        step_times: dict[str, list[float]] = {k: [] for k in states}
+        report_times: dict[str, list[float]] = {k: [] for k in states}
+        feats: dict[str, np.ndarray] = {}
+        reports: dict[str, Any] = {}
+        for t in range(repeats):
+            for name in ("previous", "compiled") if t % 2 else ("compiled", "previous"):
+                t0 = time.perf_counter()
+                feats[name] = steppers[name](states[name], inputs[t])
+                t1 = time.perf_counter()
+                reports[name] = reporters[name](states[name])
+                t2 = time.perf_counter()
+                step_times[name].append(t1 - t0)
+                report_times[name].append(t2 - t1)
+        new_report = reports["compiled"]
+        old_energy, old_coherence = reports["previous"]
+        us = {  # per source
+            f"{kind}_{name}": round(float(np.median(times[name])) / n_sources * 1e6, 2)
+            for kind, times in (("step", step_times), ("report", report_times))
+            for name in states
+        }
+        emit(
+            "reservoir_step",
+            phase=phase,
+            sources=n_sources,
+            tracked=int((~states["compiled"].converged).sum()),
+            us_per_source=us,
+            step_speedup=round(us["step_previous"] / us["step_compiled"], 2),
+            report_speedup=round(us["report_previous"] / us["report_compiled"], 2),
+            max_feature_diff=float(np.abs(feats["compiled"] - feats["previous"]).max()),
+            max_rho_diff=float(np.abs(states["compiled"].rho - states["previous"].rho).max()),
+            max_residual_rel_diff=float(
+                np.max(
+                    np.abs(states["compiled"].residual - states["previous"].residual)
+                    / states["previous"].residual
+                )
+            ),
+            max_energy_diff=float(np.abs(new_report.energy - old_energy).max()),
+            max_coherence_diff=float(np.abs(new_report.phase_coherence - old_coherence).max()),
+        )
+
+
 def bench_reservoir(repeats: int, n_sources: int = 1000) -> None:
     from nqp.quantum import reservoir as qres
 
@@ -300,6 +468,7 @@ def main() -> None:
             for t_max in args.t_max:
                 bench_evolution(ev_sizes, args.repeats, t_max)
         if args.only in (None, "reservoir"):
+            bench_reservoir_step(max(args.repeats, 10))
             bench_reservoir(args.repeats)
 
 

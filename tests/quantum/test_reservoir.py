@@ -171,6 +171,83 @@ def test_features_and_state_match_dense_reference(name, feature_map, monkeypatch
         assert (qr._feature_weights is not None) == feature_map
 
 
+def _random_density(rng: np.random.Generator, d: int, rank: int) -> np.ndarray:
+    G = rng.normal(size=(d, rank)) + 1j * rng.normal(size=(d, rank))
+    rho = G @ G.conj().T
+    return rho / np.trace(rho).real
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"qubit_count": 2},
+        {"qubit_count": 3, "input_qubits": (2,), "virtual_nodes": 2},
+        {"qubit_count": 4, "input_qubits": (3, 1), "longitudinal": 0.4},
+        {"qubit_count": 5},
+        {"qubit_count": 6, "input_qubits": (4,), "topology": "ring"},
+        {"qubit_count": 4, "input_qubits": (1,), "dephasing": 0.1, "amplitude_damping": 0.2},
+        {"qubit_count": 3, "input_qubits": (0, 2), "amplitude_damping": 0.3},
+    ],
+    ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()),
+)
+@pytest.mark.parametrize("tracked", ["scattered", "contiguous"])
+def test_compiled_reset_step_matches_dense_reference_from_random_states(params, tracked):
+    """Random mixed states and inputs, states and shadows: the compiled step (partial trace,
+    packed feature map, upper triangle of A τ A†, noise after it) against the dense reference.
+    Only the shadows still tracked advance, scattered or contiguous rows."""
+    qr = QuantumReservoir(**params, seed=4)
+    n_src = 7
+    state = qr.init_state(n_src)
+    d = 1 << qr.qubit_count
+    rng = np.random.default_rng(21)
+    for k in range(n_src):
+        state.rho[k] = _random_density(rng, d, rank=1 + k % 3 * (d // 4))
+        state.shadow[k] = _random_density(rng, d, rank=d)
+    done = [0, 2, 3, 6] if tracked == "scattered" else [0, 1, 5, 6]
+    state.converged[done] = True
+    before = state.copy()
+    m = len(qr.input_qubits)
+    for _ in range(3):
+        u = rng.normal(scale=1.5, size=(n_src, m))
+        feats = qr.step(state, u)
+        for k in range(n_src):
+            ref = Reference(qr)
+            ref.rho = before.rho[k].copy()
+            np.testing.assert_allclose(feats[k], ref.step(u[k]), atol=1e-12, rtol=0)
+            np.testing.assert_allclose(state.rho[k], ref.rho, atol=1e-12, rtol=0)
+            shadow = Reference(qr)
+            shadow.rho = before.shadow[k].copy()
+            if k in done:
+                np.testing.assert_array_equal(state.shadow[k], before.shadow[k])
+                assert state.iterations[k] == before.iterations[k]
+                continue
+            shadow.step(u[k])
+            np.testing.assert_allclose(state.shadow[k], shadow.rho, atol=1e-12, rtol=0)
+            assert state.iterations[k] == before.iterations[k] + 1
+            # the residual bounds the trace distance from above (or is it, near the tolerance)
+            distance = _trace_distance(ref.rho, shadow.rho) * qr._scale
+            assert state.residual[k] >= distance * (1 - 1e-9)
+        # exactly Hermitian and of unit trace
+        np.testing.assert_array_equal(state.rho, state.rho.conj().transpose(0, 2, 1))
+        np.testing.assert_allclose(np.einsum("bii->b", state.rho).real, 1.0, atol=1e-12)
+        before = state.copy()
+
+
+def test_report_matches_direct_sums_on_random_states():
+    qr = QuantumReservoir(4, seed=3)
+    state = qr.init_state(5)
+    rng = np.random.default_rng(22)
+    for k in range(5):
+        state.rho[k] = _random_density(rng, 16, rank=1 + 3 * k)
+    rep = qr.report(state)
+    H = qr.hamiltonian_.toarray()
+    for k in range(5):
+        rho = state.rho[k]
+        assert rep.energy[k] == pytest.approx(np.trace(rho @ H).real, abs=1e-13)
+        off = np.abs(rho).sum() - np.abs(np.diag(rho)).sum()
+        assert rep.phase_coherence[k] == pytest.approx(off / 15, abs=1e-14)
+
+
 def test_n_features_counts_singles_and_pairs_per_virtual_node():
     assert QuantumReservoir(5, virtual_nodes=4).n_features == 4 * (5 + 10)
     assert QuantumReservoir(1, virtual_nodes=3).n_features == 3

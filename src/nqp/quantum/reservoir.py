@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from nqp._state import BatchState
 from nqp._validation import Interval, Options, check_finite_array, validate_params
 from nqp.exceptions import InvalidInputError, InvalidParameterError
+from nqp.quantum._reservoir_kernels import distance_bounds, report_terms, reset_step
 from nqp.quantum.hamiltonian import pauli_sum
 
 __all__ = ["QuantumReservoir", "QuantumReservoirReport", "QuantumReservoirState"]
@@ -124,8 +125,16 @@ _PARAMS = (
     "seed",
 )
 
-#: Sources stepped together: keeps the per-node temporaries (~1 MiB at n = 5) in cache.
+#: Sources stepped together with rotation injection: keeps the per-node temporaries (~1 MiB
+#: at n = 5) in cache.
 _CHUNK = 32
+
+#: Sources stepped together with reset injection: their packed reduced states (6 KiB a source
+#: at n = 5) stay in cache between the compiled step and the feature-map product.
+_RESET_CHUNK = 64
+
+_NO_PACKED = np.empty((0, 0))
+_NO_TAUS = np.empty((0, 0, 0), dtype=np.complex128)
 
 #: Largest feature map (bytes) precomputed for ``injection="reset"``: 0.7 MiB at n = 5 and
 #: 4 MiB at n = 6 with one input qubit. Beyond it (n ≥ 8) features are read node by node.
@@ -154,25 +163,33 @@ def _z_sign_table(n: int) -> NDArray[np.float64]:
     return np.column_stack([z, *pairs]).astype(np.float64)
 
 
-def _column_blocks(
-    powers: NDArray[np.complex128], inputs: tuple[int, ...]
-) -> NDArray[np.complex128]:
-    """The columns of each ``U^k`` met by ``P_ψ ⊗ τ``, shape (2^m, V·d·d').
+def _reduced_index(n: int, inputs: tuple[int, ...]) -> NDArray[np.intp]:
+    """Basis index of input state ``c`` beside reduced basis state ``j``, shape (2^m, d').
 
-    With ``c`` the input qubits' bits (first input qubit most significant) and ``j`` the
-    other qubits' bits in ascending qubit order, basis state ``full[c, j]`` carries
-    ``ψ_c τ``; so ``A_k = U^k (ψ ⊗ 1) = Σ_c ψ_c U^k[:, full[c]]`` for every node ``k`` comes
-    from one product ``ψ @ blocks``.
+    ``c`` holds the input qubits' bits (first input qubit most significant), ``j`` the other
+    qubits' bits in ascending qubit order: ``(P_ψ ⊗ τ)[full[c, j], full[c', l]] = ψ_c ψ_c'
+    τ_jl`` and ``(Tr_inputs ρ)_jl = Σ_c ρ[full[c, j], full[c, l]]``.
     """
-    n = int(powers.shape[1]).bit_length() - 1
     rest = [q for q in range(n) if q not in inputs]
     m, r = len(inputs), len(rest)
     c_bits = (np.arange(1 << m)[:, None] >> (m - 1 - np.arange(m))) & 1
     j_bits = (np.arange(1 << r)[:, None] >> (r - 1 - np.arange(r))) & 1
     full = (c_bits << (n - 1 - np.array(inputs, dtype=np.int64))).sum(axis=1)[:, None] + (
         j_bits << (n - 1 - np.array(rest, dtype=np.int64))
-    ).sum(axis=1)[None, :]  # (2^m, d')
-    return np.ascontiguousarray(powers[:, :, full].transpose(2, 0, 1, 3).reshape(1 << m, -1))
+    ).sum(axis=1)[None, :]
+    return np.ascontiguousarray(full, dtype=np.intp)
+
+
+def _column_blocks(
+    powers: NDArray[np.complex128], full: NDArray[np.intp]
+) -> NDArray[np.complex128]:
+    """The columns of each ``U^k`` met by ``P_ψ ⊗ τ``, shape (2^m, V·d·d').
+
+    Basis state ``full[c, j]`` (see :func:`_reduced_index`) carries ``ψ_c τ``; so ``A_k =
+    U^k (ψ ⊗ 1) = Σ_c ψ_c U^k[:, full[c]]`` for every node ``k`` comes from one product
+    ``ψ @ blocks``.
+    """
+    return np.ascontiguousarray(powers[:, :, full].transpose(2, 0, 1, 3).reshape(full.shape[0], -1))
 
 
 def _feature_map(
@@ -182,15 +199,19 @@ def _feature_map(
 
     With ``A_k = Σ_c ψ_c C_ck`` (``columns``, shape ``(2^m, V·d·d')``), feature ``f`` of node
     ``k`` is ``Σ_i signs[i, f] (A_k τ A_k†)_ii = Σ_{c≤c'} ψ_c ψ_c' Re⟨G_cc'kf, τ⟩`` with
-    ``G_cc'kf = C_ck† S_f C_c'k (+ the same with c, c' swapped when c ≠ c')`` and ``S_f =
-    diag(signs[:, f])``; ``⟨G, τ⟩ = Σ_jl G_jl τ_jl``. Since ``Re⟨G, τ⟩ = Σ Re G Re τ − Im G Im τ``
-    it is one real product with ``τ`` viewed as interleaved float64.
+    ``(G_cc'kf)_jl = Σ_i signs[i, f] C_ck[i, j] conj(C_c'k[i, l])`` (plus the same with
+    ``c, c'`` swapped when ``c ≠ c'``) and ``⟨G, τ⟩ = Σ_jl G_jl τ_jl``. ``G`` and ``τ`` are
+    Hermitian, so ``Re⟨G, τ⟩ = Σ_j Re G_jj Re τ_jj + Σ_{j<l} 2 (Re G_jl Re τ_jl − Im G_jl
+    Im τ_jl)``: a real product with the d'² real parameters of ``τ``, half the entries of
+    ``τ`` viewed as interleaved float64.
 
     Returns
     -------
-    weights : ndarray of shape (2·d'², P·V·F), float64
-        Rows in the order of ``τ.reshape(-1).view(float64)``; columns pair-major, then
-        node, then feature (``P = 2^m (2^m + 1) / 2`` pairs ``c ≤ c'``).
+    weights : ndarray of shape (P·d'², V·F), float64
+        Rows pair-major (``P = 2^m (2^m + 1) / 2`` pairs ``c ≤ c'``), within a pair ``Re
+        τ_jj``, then ``Re τ_jl`` and ``Im τ_jl`` for ``j < l`` in row-major order (the layout
+        :func:`nqp.quantum._reservoir_kernels.reset_step` packs, scaled by ``ψ_c ψ_c'``);
+        columns node-major, then feature.
     first, second : ndarray of shape (P,), intp
         ``c`` and ``c'`` of each pair.
     """
@@ -198,11 +219,21 @@ def _feature_map(
     d = signs.shape[0]
     C = columns.reshape(K, virtual_nodes, d, -1)
     first, second = np.triu_indices(K)
-    G = np.einsum("if,pkij,pkil->pkfjl", signs, C[first], C[second].conj())
+    G = np.einsum("if,pkij,pkil->pjlkf", signs, C[first], C[second].conj())
     off = first != second
-    G[off] += np.einsum("if,pkij,pkil->pkfjl", signs, C[second[off]], C[first[off]].conj())
-    weights = np.stack([G.real, -G.imag], axis=-1).reshape(G.shape[0] * G.shape[1] * G.shape[2], -1)
-    return np.ascontiguousarray(weights.T), first, second
+    G[off] += np.einsum("if,pkij,pkil->pjlkf", signs, C[second[off]], C[first[off]].conj())
+    P, dp = G.shape[0], G.shape[1]
+    upper, lower = np.triu_indices(dp, 1)  # (j, l) with j < l, row-major
+    diagonal = np.arange(dp)
+    weights = np.concatenate(
+        [
+            G[:, diagonal, diagonal].real,
+            G[:, upper, lower].real + G[:, lower, upper].real,
+            G[:, lower, upper].imag - G[:, upper, lower].imag,
+        ],
+        axis=1,
+    )  # (P, d'², V, F)
+    return np.ascontiguousarray(weights.reshape(P * dp * dp, -1)), first, second
 
 
 class QuantumReservoir:
@@ -289,14 +320,15 @@ class QuantumReservoir:
     ``U^k ρ U^k† = A τ A†`` with ``A = U^k (ψ ⊗ 1)`` of shape ``(d, d')``. Every feature
     of every node is then a linear function of ``τ`` whose coefficients are quadratic in the
     input amplitudes ``ψ``: the features of a chunk of sources are one real product of the
-    ``τ`` (viewed as float64) with a map precomputed per pair of amplitudes (512 × 180 at
-    n = 5), instead of ``V`` per-source products; the map is kept while it is at most 32 MiB
-    (n ≤ 7 with one input qubit and four nodes), beyond which nodes are read one by one as
-    ``Re Σ_j (Aτ)_ij conj(A_ij)``. The state update is the last node's ``(d × d')·(d' × d')``
-    and ``(d × d')·(d' × d)`` products, on contiguous operands (BLAS). ``bench/quantum.py``
-    (figure ``reservoir``, n = 5, 1,000 sources, one thread) measured 38 µs a source and
-    step, washout shadow included, against 52 µs reading the nodes one by one. Sources are
-    stepped in chunks of 32 to keep the temporaries in cache. With rotation injection
+    d'² real parameters of each Hermitian ``τ``, scaled by every pair ``ψ_c ψ_c'``, with a map
+    precomputed per pair (768 × 60 at n = 5), instead of ``V`` per-source products; the map
+    is kept while it is at most 32 MiB (n ≤ 7 with one input qubit and four nodes), beyond
+    which nodes are read one by one as ``Re Σ_j (Aτ)_ij conj(A_ij)``. The state update is the
+    last node's ``A τ`` and the upper triangle of ``(A τ) A†``, compiled per source
+    (:mod:`nqp.quantum._reservoir_kernels`), which also packs ``τ`` for the map; BLAS-backed
+    batched ``matmul`` on such small blocks was several times slower (``bench/quantum.py``,
+    figure ``reservoir_step``). Reset-injection sources are
+    stepped in chunks of 64 to keep the packed states in cache. With rotation injection
     features are ``diag(ρ) @ signs`` with a ``±1`` table of shape ``(d, n + n(n-1)/2)``.
 
     Defaults. In the delayed-recall task of ``tests/quantum/test_reservoir.py`` (uniform
@@ -467,25 +499,25 @@ class QuantumReservoir:
         self.fields_ = h
         self.eigenvalues_ = energies
         self.propagator_ = powers[0].copy()
-        # Tr(ρH) = Σ_ij Re(ρ_ij) H_ji for real H: one product with ρ viewed as float64
-        energy = np.zeros((d, d, 2))
-        energy[:, :, 0] = H_dense.T
-        self._energy_weights = energy.reshape(-1)
+        self._hamiltonian_dense = np.ascontiguousarray(H_dense)
         self._signs = _z_sign_table(n)
         if self.injection == "reset":
-            columns = _column_blocks(powers, self._input_qubits)
-            K = 1 << len(self._input_qubits)
-            size = (K * (K + 1) // 2) * self.virtual_nodes * self._signs.shape[1]
-            size *= 2 * (d // K) ** 2 * 8
+            full = _reduced_index(n, self._input_qubits)
+            columns = _column_blocks(powers, full)
+            K, dp = full.shape
+            size = (K * (K + 1) // 2) * dp * dp * self.virtual_nodes * self._signs.shape[1] * 8
+            self._feature_weights: NDArray[np.float64] | None = None
+            self._columns: NDArray[np.complex128] | None = None
             if size <= _FEATURE_MAP_BYTES:
                 self._feature_weights, self._first, self._second = _feature_map(
                     columns, self._signs, self.virtual_nodes
                 )
-                self._columns = None
             else:
-                self._feature_weights, self._columns = None, columns
-            last = columns.reshape(K, self.virtual_nodes, -1)[:, -1]
-            self._last_columns = np.ascontiguousarray(last)
+                self._first, self._second = (a.astype(np.intp) for a in np.triu_indices(K))
+                self._columns = columns
+            last = columns.reshape(K, self.virtual_nodes, d * dp)[:, -1]
+            self._last_columns = np.ascontiguousarray(np.stack([last.real, last.imag]))
+            self._full = full.astype(np.uint64)
         else:
             self._powers = powers
         hamming = np.bitwise_count(np.arange(d)[:, None] ^ np.arange(d)[None, :])
@@ -572,17 +604,6 @@ class QuantumReservoir:
         x = self.input_scaling * u
         return np.tanh(x) if self.squash == "tanh" else np.clip(x, -1.0, 1.0)
 
-    def _partial_trace(self, rho: NDArray[np.complex128]) -> NDArray[np.complex128]:
-        """``Tr_inputs ρ`` of shape (n, d', d'), the other qubits in ascending order."""
-        b, k = rho.shape[0], self.qubit_count
-        out = rho
-        for q in sorted(self._input_qubits, reverse=True):  # higher qubits first: lower stay put
-            lo, hi = 1 << q, 1 << (k - 1 - q)
-            r = out.reshape(b, lo, 2, hi, lo, 2, hi)
-            out = (r[:, :, 0, :, :, 0, :] + r[:, :, 1, :, :, 1, :]).reshape(b, lo * hi, lo * hi)
-            k -= 1
-        return out
-
     def _rotate(self, rho: NDArray[np.complex128], s: NDArray[np.float64]) -> None:
         """Apply ``R_y(arccos s_k)`` to input qubit ``k`` of ``rho`` (``R ρ Rᵀ``), in place."""
         n = self.qubit_count
@@ -613,30 +634,51 @@ class QuantumReservoir:
                 r[:, :, 0, :, :, 1, :] *= keep
                 r[:, :, 1, :, :, 0, :] *= keep
 
-    def _advance(
-        self, rho: NDArray[np.complex128], s: NDArray[np.float64], *, read: bool
-    ) -> tuple[NDArray[np.float64] | None, NDArray[np.complex128] | None]:
-        """One step of ``rho`` (in place).
+    def _amplitudes(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``ψ_c`` of the injected input state, shape (n, 2^m) (first input most significant)."""
+        b = s.shape[0]
+        psi = np.ones((b, 1))
+        for k in range(s.shape[1]):
+            amps = np.sqrt(np.stack([(1.0 + s[:, k]) / 2.0, (1.0 - s[:, k]) / 2.0], axis=1))
+            psi = (psi[:, :, None] * amps[:, None, :]).reshape(b, 2 * psi.shape[1])
+        return psi
 
-        Returns the features, of shape (n, n_features), if ``read``, and for reset injection
-        the reduced state ``τ = Tr_inputs ρ`` before the step, of shape (n, d', d').
+    def _reset(
+        self,
+        states: NDArray[np.complex128],
+        rows: NDArray[np.intp],
+        psi: NDArray[np.float64],
+        *,
+        packed: NDArray[np.float64] = _NO_PACKED,
+        taus: NDArray[np.complex128] = _NO_TAUS,
+    ) -> None:
+        """Reset-inject ``psi`` (shape (r, 2^m)) into ``states[rows]`` and evolve, in place.
+
+        Fills ``packed`` (shape (r, P·d'²)) for the feature map and ``taus`` (shape (r, d',
+        d')) with the reduced states before the step unless they are left empty; applies the
+        noise afterwards (on a copy of the rows when they are scattered).
+        """
+        reset_step(
+            states, rows, psi, self._last_columns, self._full, self._first, self._second,
+            packed, taus,
+        )  # fmt: skip
+        if self._dephase is not None or self.amplitude_damping:
+            if rows.size and rows[-1] - rows[0] == rows.size - 1:  # contiguous: a view
+                self._noise(states[rows[0] : rows[-1] + 1])
+            else:
+                picked = states[rows]
+                self._noise(picked)
+                states[rows] = picked
+
+    def _rotation_step(
+        self, rho: NDArray[np.complex128], s: NDArray[np.float64], *, read: bool
+    ) -> NDArray[np.float64] | None:
+        """One step of ``rho`` (shape (n, d, d)) with rotation injection, in place.
+
+        Returns the features, of shape (n, n_features), if ``read``.
         """
         b, d = rho.shape[0], rho.shape[1]
         V = self.virtual_nodes
-        if self.injection == "reset":
-            # ρ_in = P_ψ ⊗ τ, so U^k ρ_in U^k† = A τ A† with A = U^k (ψ ⊗ 1) of shape (d, d'):
-            # the reset never builds ρ_in; the state update is two small products.
-            tau = self._partial_trace(rho)  # (b, d', d')
-            psi = np.ones((b, 1))
-            for k in range(s.shape[1]):
-                amps = np.sqrt(np.stack([(1.0 + s[:, k]) / 2.0, (1.0 - s[:, k]) / 2.0], axis=1))
-                psi = (psi[:, :, None] * amps[:, None, :]).reshape(b, -1)
-            dp = tau.shape[1]
-            features = self._reset_features(tau, psi) if read else None
-            A = (psi.astype(np.complex128) @ self._last_columns).reshape(b, d, dp)
-            np.matmul(A @ tau, A.conj().transpose(0, 2, 1), out=rho)
-            self._noise(rho)
-            return features, tau
         diags = np.empty((b, V, d)) if read else None
         self._rotate(rho, s)
         # diag(U^k ρ U^k†)_i = Σ_j (U^k)_ij (ρ U^k†)_ji: one product per virtual node.
@@ -646,18 +688,20 @@ class QuantumReservoir:
                 diags[:, k] = np.einsum("ij,bji->bi", self._powers[k], Y).real
         np.matmul(self._powers[V - 1], Y, out=rho)
         self._noise(rho)
-        return (None if diags is None else (diags @ self._signs).reshape(b, -1)), None
+        return None if diags is None else (diags @ self._signs).reshape(b, -1)
 
-    def _reset_features(
+    def _node_features(
         self, tau: NDArray[np.complex128], psi: NDArray[np.float64]
     ) -> NDArray[np.float64]:
-        """Features of every node after injecting ``ψ`` (shape (b, 2^m)) beside ``τ``."""
+        """Features of every node, read one by one, after injecting ``ψ`` beside ``τ``.
+
+        ``tau`` of shape (b, d', d'), ``psi`` of shape (b, 2^m); for registers whose feature
+        map would exceed ``_FEATURE_MAP_BYTES``. Returns shape (b, n_features).
+        """
         b, V = tau.shape[0], self.virtual_nodes
-        if self._feature_weights is not None:
-            products = tau.reshape(b, -1).view(np.float64) @ self._feature_weights
-            pairs = psi[:, self._first] * psi[:, self._second]  # (b, P)
-            return np.einsum("bp,bpf->bf", pairs, products.reshape(b, pairs.shape[1], -1))
         d, dp = self._signs.shape[0], tau.shape[1]
+        if self._columns is None:  # pragma: no cover - set whenever the map is not
+            raise RuntimeError("node-by-node features need the column blocks")
         cols = self._columns.reshape(psi.shape[1], -1)
         A = (psi.astype(np.complex128) @ cols).reshape(b, V, d, dp)
         X = A @ tau[:, None]
@@ -689,66 +733,102 @@ class QuantumReservoir:
         n_sources = self._check_state(state)
         u_arr = self._check_u(u, n_sources)
         s = self._polarisation(u_arr)
+        if self.injection == "reset":
+            return self._step_reset(state, s)
         feats = np.empty((n_sources, self.n_features))
-        taus = None
-        if self._isometric:
-            dp = state.rho.shape[1] >> len(self._input_qubits)
-            taus = np.empty((n_sources, dp, dp), dtype=np.complex128)
         for a in range(0, n_sources, _CHUNK):
             chunk = slice(a, a + _CHUNK)
-            feats[chunk], tau = self._advance(state.rho[chunk], s[chunk], read=True)
-            if taus is not None:
-                taus[chunk] = tau
-        self._track_washout(state, s, taus)
-        return feats
-
-    def _track_washout(
-        self,
-        state: QuantumReservoirState,
-        s: NDArray[np.float64],
-        taus: NDArray[np.complex128] | None,
-    ) -> None:
-        """Advance the shadows still tracked and compare them with the states.
-
-        ``taus`` (shape (n, d', d')): the states' reduced states before this step, when the
-        step is an isometry of them (reset injection without noise); then
-        ``ρ − σ = A (τ_ρ − τ_σ) A†`` with ``A† A = 1``, so ``‖ρ − σ‖₁ = ‖τ_ρ − τ_σ‖₁`` is
-        decided on the reduced states, a quarter of the entries per input qubit.
-        """
-        active = np.flatnonzero(~state.converged & (state.iterations < self.max_washout))
+            feats[chunk] = self._rotation_step(state.rho[chunk], s[chunk], read=True)
+        active = self._tracked(state)
         for a in range(0, active.size, _CHUNK):
             picked = active[a : a + _CHUNK]
             rows: slice | NDArray[np.intp] = picked
             if picked[-1] - picked[0] == picked.size - 1:  # contiguous rows: work on views
                 rows = slice(int(picked[0]), int(picked[-1]) + 1)
             shadow = state.shadow[rows]
-            _, tau_shadow = self._advance(shadow, s[rows], read=False)
+            self._rotation_step(shadow, s[rows], read=False)
             state.shadow[rows] = shadow
-            if taus is not None and tau_shadow is not None:
-                residual = self._trace_distance(taus[rows], tau_shadow) * self._scale
+            distance = self._trace_distance(state.rho, picked, state.shadow, picked)
+            self._record(state, picked, distance)
+        return feats
+
+    def _tracked(self, state: QuantumReservoirState) -> NDArray[np.intp]:
+        """Rows whose washout is still undecided (their shadows are advanced)."""
+        return np.flatnonzero(~state.converged & (state.iterations < self.max_washout))
+
+    def _record(
+        self, state: QuantumReservoirState, rows: NDArray[np.intp], distance: NDArray[np.float64]
+    ) -> None:
+        residual = distance * self._scale
+        state.residual[rows] = residual
+        state.iterations[rows] += 1
+        state.converged[rows] = residual <= self.energy_tolerance
+
+    def _step_reset(
+        self, state: QuantumReservoirState, s: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """:meth:`step` with reset injection, washout included, in chunks of sources.
+
+        Per chunk: the states advance (compiled, :func:`reset_step`) while packing their
+        reduced states for the feature map, whose product gives the features; then the
+        shadows still tracked advance and are compared with the states. Without noise the
+        comparison is between the reduced states before the step (``ρ − σ = A (τ_ρ − τ_σ)
+        A†`` with ``A† A = 1``: same trace norm on a quarter of the entries per input qubit);
+        with noise between the full states after it.
+        """
+        n_sources = state.rho.shape[0]
+        psi = self._amplitudes(s)
+        dp = self._full.shape[1]
+        weights = self._feature_weights
+        feats = np.empty((n_sources, self.n_features))
+        tracked = self._tracked(state)
+        bounds = np.searchsorted(tracked, np.arange(0, n_sources + _RESET_CHUNK, _RESET_CHUNK))
+        tau_buffer = np.empty((min(n_sources, _RESET_CHUNK), dp, dp), dtype=np.complex128)
+        for number, a in enumerate(range(0, n_sources, _RESET_CHUNK)):
+            rows = np.arange(a, min(a + _RESET_CHUNK, n_sources))
+            picked = tracked[bounds[number] : bounds[number + 1]]
+            need_taus = weights is None or (self._isometric and picked.size > 0)
+            taus = tau_buffer[: rows.size] if need_taus else _NO_TAUS
+            packed = _NO_PACKED
+            if weights is not None:
+                packed = np.empty((rows.size, weights.shape[0]))
+            self._reset(state.rho, rows, psi[rows], packed=packed, taus=taus)
+            if weights is not None:
+                np.matmul(packed, weights, out=feats[rows[0] : rows[-1] + 1])
             else:
-                residual = self._trace_distance(state.rho[rows], shadow) * self._scale
-            state.residual[rows] = residual
-            state.iterations[rows] += 1
-            state.converged[rows] = residual <= self.energy_tolerance
+                feats[rows[0] : rows[-1] + 1] = self._node_features(taus, psi[rows])
+            if not picked.size:
+                continue
+            if self._isometric:
+                shadow_taus = np.empty((picked.size, dp, dp), dtype=np.complex128)
+                self._reset(state.shadow, picked, psi[picked], taus=shadow_taus)
+                own = np.arange(picked.size)
+                distance = self._trace_distance(taus, picked - a, shadow_taus, own)
+            else:
+                self._reset(state.shadow, picked, psi[picked])
+                distance = self._trace_distance(state.rho, picked, state.shadow, picked)
+            self._record(state, picked, distance)
+        return feats
 
     def _trace_distance(
-        self, rho: NDArray[np.complex128], sigma: NDArray[np.complex128]
+        self,
+        first: NDArray[np.complex128],
+        rows: NDArray[np.intp],
+        second: NDArray[np.complex128],
+        second_rows: NDArray[np.intp],
     ) -> NDArray[np.float64]:
-        """``½‖ρ − σ‖₁`` where it can decide convergence, else a cheap upper bound.
+        """``½‖first[rows] − second[second_rows]‖₁`` where it decides convergence, else a bound.
 
-        ``‖Δ‖_F ≤ ‖Δ‖₁ ≤ min(√d ‖Δ‖_F, Σ_ij |Δ_ij|)``: the eigenvalues of ``Δ = ρ − σ`` are
-        computed only for the rows whose bounds straddle the convergence threshold.
+        ``first`` and ``second`` are stacks of shape (·, D, D); returns shape (len(rows),).
+        ``‖Δ‖_F ≤ ‖Δ‖₁ ≤ min(√D ‖Δ‖_F, Σ_ij |Δ_ij|)``: the eigenvalues of ``Δ`` are computed
+        only for the rows whose bounds straddle the convergence threshold.
         """
-        diff = rho - sigma
-        magnitude = np.abs(diff)
-        frobenius = np.sqrt(np.einsum("bij,bij->b", magnitude, magnitude))
-        entrywise = magnitude.sum(axis=(1, 2))
-        distance = 0.5 * np.minimum(math.sqrt(diff.shape[1]) * frobenius, entrywise)
+        frobenius, entrywise = distance_bounds(first, rows, second, second_rows)
+        distance = 0.5 * np.minimum(math.sqrt(first.shape[1]) * frobenius, entrywise)
         threshold = self.energy_tolerance / self._scale
         exact = (0.5 * frobenius <= threshold) & (distance > threshold)
         if exact.any():
-            eig = np.linalg.eigvalsh(diff[exact])
+            eig = np.linalg.eigvalsh(first[rows[exact]] - second[second_rows[exact]])
             distance[exact] = 0.5 * np.abs(eig).sum(axis=1)
         return distance
 
@@ -804,10 +884,8 @@ class QuantumReservoir:
         self._check_state(state)
         rho = state.rho
         d = rho.shape[1]
-        energy = rho.reshape(rho.shape[0], d * d).view(np.float64) @ self._energy_weights
-        total = np.abs(rho).sum(axis=(1, 2))
-        diag = np.abs(np.einsum("bii->bi", rho)).sum(axis=1)
-        coherence = (total - diag) / (d - 1) if d > 1 else np.zeros(rho.shape[0])
+        energy, off_diagonal = report_terms(rho, self._hamiltonian_dense)
+        coherence = off_diagonal / (d - 1) if d > 1 else np.zeros(rho.shape[0])
         return QuantumReservoirReport(
             energy=energy,
             phase_coherence=coherence,
