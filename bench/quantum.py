@@ -33,6 +33,14 @@ Figures
   per source: ``feature_map`` (every node's features as one precomputed linear map of the
   reduced state) against ``node_by_node`` (the per-node products it replaced, kept for
   registers too large for the map), from the same states; ``max_feature_diff`` between them.
+  ``reservoir_washout``: the washout decided on the reduced states against the full ones.
+- ``reservoir_step``: the same reservoir's step and report, compiled per source
+  (``compiled``, :mod:`nqp.quantum._reservoir_kernels`) against the NumPy implementation it
+  replaced (``previous``, :class:`PreviousReset`: batched ``matmul``, reshaped partial trace,
+  report through ``np.abs``), alternated step by step on copies of the same states, for
+  fresh sources (``phase="washout"``: every shadow tracked) and after 400 steps (all
+  converged); in µs per source, with the largest differences of features, states,
+  residuals, energies and coherences between the two.
 
 Times are medians over ``--repeats`` runs (fewer for the largest sizes, reported as
 ``repeats``). BLAS is pinned to one thread (threadpoolctl). Every line carries ``loadavg``:
