@@ -441,7 +441,8 @@ class Pipeline:
             win = st["window"].raster
             start = ((seq[nrows] - 1) * self.substeps) % self.window_bins
             cols = (start[:, None] + np.arange(self.substeps)[None, :]) % self.window_bins
-            win[nrows[:, None], cols] = spikes_out[nrows][:, :, self.pattern_neurons]
+            fired_rows = spikes_out if nrows.size == B else spikes_out[nrows]
+            win[nrows[:, None], cols] = np.take(fired_rows, self.pattern_neurons, axis=2)
             # each source scans every pattern_interval points, at a phase set by its key, so
             # sources that advance in step do not all scan at once (an engine-time spike)
             interval = self.settings.neuromorphic.pattern_interval
