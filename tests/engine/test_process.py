@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
-from nqp.engine.process import EngineHost, EngineUnavailableError, shard_of
+from nqp.engine.process import EngineHost, EngineUnavailableError, PredictionBatch, shard_of
 from nqp.exceptions import InvalidInputError
 
 SMALL = {
@@ -50,13 +51,16 @@ def test_same_predictions_as_the_platform(host):
     reference = Platform(Settings(**SMALL))
     rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
     for k in range(20):
-        got = host.process_json(_items(rng_a, k))
+        items = _items(rng_a, k)
+        got = host.process_json(items)
         want = [
             [p.model_dump(mode="json") for p in preds]
             for preds in reference.process_many(_items(rng_b, k))
         ]
-        for g, w in zip(got, want, strict=True):
-            for gp, wp in zip(g, w, strict=True):
+        for item, g, w in zip(items, got, want, strict=True):
+            assert isinstance(g, PredictionBatch)
+            assert g.source == item.source
+            for gp, wp in zip(g.dicts(), w, strict=True):
                 assert_same(gp, wp)
     assert sorted(host.sources()) == ["t/s0", "t/s1", "t/s2"]
     assert host.known("t/s0")
@@ -154,8 +158,9 @@ def test_sharded_request_with_one_bad_item_runs_no_part(sharded):
     # the engine still works afterwards and keeps per-source order across items
     items[1] = ProcessItem(b, 2.0, 2.0, None)
     out = sharded.process_json(items[:3])
-    assert [p["sequence"] for r in out for p in r] == [2, 2, 3]
-    assert [p["value"] for r in out for p in r] == [2.0, 2.0, 3.0]
+    assert [p["sequence"] for r in out for p in r.dicts()] == [2, 2, 3]
+    assert [p["value"] for r in out for p in r.dicts()] == [2.0, 2.0, 3.0]
+    assert [r.source for r in out] == [a, b, a]
 
 
 def test_sharded_equals_one_engine():
@@ -171,7 +176,7 @@ def test_sharded_equals_one_engine():
             got, want = many.process_json(items), one.process_json(items)
             for g, w in zip(got, want, strict=True):
                 assert len(g) == len(w)
-                for gp, wp in zip(g, w, strict=True):
+                for gp, wp in zip(g.dicts(), w.dicts(), strict=True):
                     assert_same(gp, wp)
         assert sorted(many.sources()) == sorted(one.sources())
         assert many.known_of(["t/s3", "t/no", "t/s1"]) == ["t/s3", "t/s1"]
@@ -186,3 +191,39 @@ def test_a_dead_shard_makes_the_engine_unavailable(sharded):
     assert not sharded.alive
     with pytest.raises(EngineUnavailableError):
         sharded.sources()
+
+
+def test_prediction_batch_is_the_dicts_json_byte_for_byte():
+    """PredictionBatch (what crosses the pipe) keeps each prediction exactly: its payloads
+    are orjson.dumps of the platform's dicts with the source renamed, its columns the
+    dicts' values."""
+    platform = Platform(Settings(**SMALL))
+    items = [
+        ProcessItem("t/uni", [1.0, 1.5, 0.5], [1.0, 2.0, 3.0], None),
+        ProcessItem('t/odd "name" 100%', [[1.0, 2.0]], 1.0, {"quantum_enabled": False}),
+        ProcessItem("t/uni", 2.0, 4.0, {"neuromorphic_enabled": False}),
+    ]
+    dicts = platform.process_many_json(items)
+    for item, preds in zip(items, dicts, strict=True):
+        batch = PredictionBatch.from_dicts(item.source, preds).renamed("public")
+        want = [p | {"source": "public"} for p in preds]
+        assert batch.payloads() == [orjson.dumps(p).decode() for p in want]
+        assert batch.dicts() == want
+        assert len(batch) == len(preds)
+        assert batch.prediction_ids == [p["prediction_id"] for p in preds]
+        assert batch.sequences == [p["sequence"] for p in preds]
+        assert batch.timestamps == [p["timestamp"] for p in preds]
+        assert batch.directions == [p["direction"] for p in preds]
+        assert batch.confidences == [p["confidence"] for p in preds]
+    renamed = PredictionBatch.from_dicts("x", dicts[0]).renamed('a "quoted" 50% name')
+    assert [orjson.loads(t)["source"] for t in renamed.payloads()] == ['a "quoted" 50% name'] * 3
+
+
+def test_prediction_batch_refuses_what_it_cannot_write_back():
+    good = {"prediction_id": "ab12", "source": "s", "sequence": 1, "timestamp": 1.0}
+    good |= {"direction": "up", "confidence": 0.5}
+    PredictionBatch.from_dicts("s", [good])
+    with pytest.raises(ValueError, match="alphanumeric"):
+        PredictionBatch.from_dicts("s", [good | {"prediction_id": 'a"b'}])
+    with pytest.raises(ValueError, match="first members"):
+        PredictionBatch.from_dicts("s", [{"source": "s", **good}])

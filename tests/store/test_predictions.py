@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
 import pytest
+from sqlalchemy import select, text
 
 from nqp.store import (
+    Prediction,
+    PredictionRow,
     delete_predictions,
     delete_predictions_before,
     insert_predictions,
@@ -30,6 +36,22 @@ def _rows(rng, n, sources=("s0", "s1", "s2"), prefix="p"):
     ]
 
 
+def _tuples(rows) -> list[PredictionRow]:
+    """The dict rows above as insert_predictions takes them (payload as JSON text)."""
+    return [
+        (
+            r["source"],
+            r["prediction_id"],
+            r["sequence"],
+            r["ts"],
+            r["direction"],
+            r["confidence"],
+            orjson.dumps(r["payload"]).decode(),
+        )
+        for r in rows
+    ]
+
+
 async def _page_all(session, **kw):
     rows, cursor, pages = [], None, 0
     while True:
@@ -45,8 +67,8 @@ async def _page_all(session, **kw):
 async def test_keyset_paging_returns_every_row_once_in_order(session, tenants, rng, limit):
     a, b = tenants
     rows = _rows(rng, 250)
-    assert await insert_predictions(session, tenant_id=a, rows=rows) == 250
-    await insert_predictions(session, tenant_id=b, rows=_rows(rng, 20, prefix="b"))
+    assert await insert_predictions(session, tenant_id=a, rows=_tuples(rows)) == 250
+    await insert_predictions(session, tenant_id=b, rows=_tuples(_rows(rng, 20, prefix="b")))
     await session.commit()
 
     got, pages = await _page_all(session, tenant_id=a, limit=limit)
@@ -80,7 +102,7 @@ async def test_keyset_paging_returns_every_row_once_in_order(session, tenants, r
 async def test_filters_by_source_and_half_open_time_range(session, tenants, rng):
     a, b = tenants
     rows = _rows(rng, 120)
-    await insert_predictions(session, tenant_id=a, rows=rows)
+    await insert_predictions(session, tenant_id=a, rows=_tuples(rows))
     await session.commit()
     start, end = 1.7e9 + 2.5, 1.7e9 + 7.0
     got, _ = await _page_all(session, tenant_id=a, source="s1", start=start, end=end, limit=5)
@@ -97,7 +119,7 @@ async def test_filters_by_source_and_half_open_time_range(session, tenants, rng)
 async def test_paging_is_stable_when_rows_arrive_between_pages(session, tenants, rng):
     a, _ = tenants
     rows = _rows(rng, 30, sources=("s",))
-    await insert_predictions(session, tenant_id=a, rows=rows)
+    await insert_predictions(session, tenant_id=a, rows=_tuples(rows))
     await session.commit()
     page, cursor = await query_predictions(session, tenant_id=a, limit=10)
     last_ts = page[-1].ts
@@ -105,7 +127,7 @@ async def test_paging_is_stable_when_rows_arrive_between_pages(session, tenants,
         dict(rows[0], prediction_id="late-before", ts=last_ts - 1.0),
         dict(rows[0], prediction_id="late-after", ts=last_ts + 100.0),
     ]
-    await insert_predictions(session, tenant_id=a, rows=late)
+    await insert_predictions(session, tenant_id=a, rows=_tuples(late))
     await session.commit()
     rest = []
     while cursor is not None:
@@ -120,9 +142,11 @@ async def test_paging_is_stable_when_rows_arrive_between_pages(session, tenants,
 async def test_duplicate_prediction_ids_are_stored_once(session, tenants, rng):
     a, _ = tenants
     rows = _rows(rng, 10)
-    assert await insert_predictions(session, tenant_id=a, rows=rows) == 10
+    assert await insert_predictions(session, tenant_id=a, rows=_tuples(rows)) == 10
     assert (
-        await insert_predictions(session, tenant_id=a, rows=rows[5:] + _rows(rng, 3, prefix="n"))
+        await insert_predictions(
+            session, tenant_id=a, rows=_tuples(rows[5:] + _rows(rng, 3, prefix="n"))
+        )
         == 3
     )
     assert await insert_predictions(session, tenant_id=a, rows=[]) == 0
@@ -141,8 +165,8 @@ async def test_invalid_cursor_and_limit(session, tenants):
 
 async def test_delete_predictions_of_one_source_and_tenant(session, tenants, rng):
     a, b = tenants
-    await insert_predictions(session, tenant_id=a, rows=_rows(rng, 30))
-    await insert_predictions(session, tenant_id=b, rows=_rows(rng, 30, prefix="b"))
+    await insert_predictions(session, tenant_id=a, rows=_tuples(_rows(rng, 30)))
+    await insert_predictions(session, tenant_id=b, rows=_tuples(_rows(rng, 30, prefix="b")))
     await session.commit()
     assert await delete_predictions(session, tenant_id=a, source="s0") == 10
     assert await delete_predictions(session, tenant_id=a, source="s0") == 0
@@ -156,15 +180,18 @@ async def test_delete_predictions_of_one_source_and_tenant(session, tenants, rng
 
 async def test_retention_deletes_rows_stored_before_the_cutoff(session, tenants, rng):
     """Retention goes by storage time (created_at), whatever the points' own timestamps."""
-    from datetime import UTC, datetime, timedelta
-
     a, b = tenants
     base = datetime(2026, 1, 1, tzinfo=UTC)
     rows_a, rows_b = _rows(rng, 60), _rows(rng, 40, prefix="b")
     for k, r in enumerate(rows_a + rows_b):
         r["created_at"] = base + timedelta(seconds=k % 10)
-    await insert_predictions(session, tenant_id=a, rows=rows_a)
-    await insert_predictions(session, tenant_id=b, rows=rows_b)
+    for tenant, rows in ((a, rows_a), (b, rows_b)):
+        for k in range(10):
+            stored_at = base + timedelta(seconds=k)
+            group = [r for r in rows if r["created_at"] == stored_at]
+            await insert_predictions(
+                session, tenant_id=tenant, rows=_tuples(group), created_at=stored_at
+            )
     await session.commit()
     cutoff = base + timedelta(seconds=5)  # rows stored exactly at the cutoff are kept
     older = sum(r["created_at"] < cutoff for r in rows_a + rows_b)
@@ -177,3 +204,56 @@ async def test_retention_deletes_rows_stored_before_the_cutoff(session, tenants,
             r["prediction_id"] for r in rows if r["created_at"] >= cutoff
         )
     assert await delete_predictions_before(session, cutoff=cutoff) == 0
+
+
+async def test_insert_stores_what_the_orm_stores(session, tenants, rng):
+    """The driver-level insert writes the same column values (datetime text on SQLite,
+    JSON text) as an ORM insert of the same prediction, and reads back equal."""
+    a, _ = tenants
+    stored_at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=2)))
+    (row,) = _rows(rng, 1)
+    row["payload"] = {"prediction_id": "x", "value": 0.1 + 0.2, "nested": {"n": [1, None]}}
+    assert (
+        await insert_predictions(session, tenant_id=a, rows=_tuples([row]), created_at=stored_at)
+        == 1
+    )
+    orm = row | {"prediction_id": "orm-twin"}
+    session.add(Prediction(tenant_id=a, created_at=stored_at, **orm))
+    await session.commit()
+    raw = (
+        await session.execute(
+            text(
+                "SELECT prediction_id, source, sequence, ts, created_at, direction, confidence, "
+                "CAST(payload AS TEXT) FROM predictions ORDER BY id"
+            )
+        )
+    ).all()
+    assert [r[0] for r in raw] == [row["prediction_id"], "orm-twin"]
+    assert raw[0][1:] == raw[1][1:]  # every stored value, in the driver's own form
+    got = (await session.scalars(select(Prediction).order_by(Prediction.id))).all()
+    assert got[0].created_at == stored_at
+    assert got[0].created_at.tzinfo is not None
+    assert got[0].payload == row["payload"]
+    assert (got[0].source, got[0].sequence, got[0].ts, got[0].direction) == (
+        row["source"],
+        row["sequence"],
+        row["ts"],
+        row["direction"],
+    )
+    assert got[0].confidence == row["confidence"]
+
+
+async def test_duplicates_within_one_call_are_stored_once(session, tenants, rng):
+    a, _ = tenants
+    rows = _tuples(_rows(rng, 4))
+    assert await insert_predictions(session, tenant_id=a, rows=rows + rows[1:3]) == 4
+    await session.commit()
+    got, _ = await query_predictions(session, tenant_id=a, limit=100)
+    assert sorted(p.prediction_id for p in got) == sorted(r[1] for r in rows)
+
+
+async def test_insert_is_part_of_the_callers_transaction(session, tenants, rng):
+    a, _ = tenants
+    assert await insert_predictions(session, tenant_id=a, rows=_tuples(_rows(rng, 5))) == 5
+    await session.rollback()
+    assert await query_predictions(session, tenant_id=a, limit=10) == ([], None)

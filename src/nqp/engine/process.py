@@ -7,10 +7,11 @@ slower than alone and the gateway never uses a second core. In a child process t
 has its own interpreter and core, and the gateway's worker thread only waits on a pipe
 (GIL released) for each batch.
 
-:class:`EngineHost` offers the calls the service needs: ``process_json`` (predictions as
-JSON-ready dicts, made in the engine's process), checkpoints, restore, erase, summaries.
-Calls are serialised (one at a time, like the platform's own lock). With
-``in_process=True`` the same calls run on a local platform (tests, tools, one-core hosts).
+:class:`EngineHost` offers the calls the service needs: ``process_json`` (each item's
+predictions as a :class:`PredictionBatch`: their JSON made once, in the engine's process),
+checkpoints, restore, erase, summaries. Calls are serialised (one at a time, like the
+platform's own lock). With ``in_process=True`` the same calls run on a local platform
+(tests, tools, one-core hosts).
 
 With ``processes=N > 1`` the sources are sharded over ``N`` children by a stable hash of
 their name (a source always lives in the same child, so its points stay in order), and a
@@ -26,6 +27,7 @@ interpreter's imports, and no thread of the parent is inherited.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import multiprocessing
@@ -33,14 +35,17 @@ import multiprocessing.connection
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from nqp.config import Settings
 from nqp.engine.platform import Platform, ProcessItem, SourceSummary
 from nqp.exceptions import InvalidInputError, NQPError
 
-__all__ = ["EngineHost", "EngineUnavailableError", "shard_of"]
+__all__ = ["EngineHost", "EngineUnavailableError", "PredictionBatch", "shard_of"]
 
 _PRELOAD = ["nqp.engine.platform"]
 
@@ -49,8 +54,106 @@ class EngineUnavailableError(NQPError, RuntimeError):
     """The engine process has stopped (crashed or closed); the gateway answers 503."""
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionBatch:
+    """One item's predictions (all of one source): a few columns and each one's JSON.
+
+    What the engine process sends back instead of nested dicts: lists of scalars and
+    strings pickle and unpickle ~10x faster, and the JSON is serialised once, in the engine
+    process, for the database, the HTTP answer and the job summary alike. The columns are
+    the ones the service reads without parsing JSON (storage keys, direction counts).
+
+    Attributes
+    ----------
+    source : str
+        The source every prediction names (the engine's internal name until
+        :meth:`renamed`).
+    prediction_ids, sequences, timestamps, directions, confidences : list
+        Per prediction, in point order: ``prediction_id`` (str), ``sequence`` (int),
+        ``timestamp`` (float, seconds since the epoch), ``direction`` (``"up"``,
+        ``"down"``, ``"hold"``), ``confidence`` (float in [0, 1]).
+    bodies : list of str
+        Per prediction, its JSON object after the ``prediction_id`` and ``source``
+        members (``'"sequence":…}'``); :meth:`payloads` puts the head back.
+
+    Examples
+    --------
+    >>> b = PredictionBatch.from_dicts(
+    ...     "t/x", [{"prediction_id": "ab", "source": "t/x", "sequence": 1, "timestamp": 2.0,
+    ...              "direction": "up", "confidence": 0.5}])
+    >>> b.renamed("x").payloads()
+    ['{"prediction_id":"ab","source":"x","sequence":1,"timestamp":2.0,"direction":"up","confidence":0.5}']
+    """
+
+    source: str
+    prediction_ids: list[str]
+    sequences: list[int]
+    timestamps: list[float]
+    directions: list[str]
+    confidences: list[float]
+    bodies: list[str]
+
+    @classmethod
+    def from_dicts(cls, source: str, predictions: Iterable[Mapping[str, Any]]) -> PredictionBatch:
+        """Encode JSON-ready prediction dicts (``Prediction.model_dump(mode="json")``).
+
+        Each dict's members must start with ``prediction_id`` and ``source`` (the model's
+        field order); ``source`` is replaced by the ``source`` given here.
+        """
+        ids: list[str] = []
+        seqs: list[int] = []
+        stamps: list[float] = []
+        directions: list[str] = []
+        confidences: list[float] = []
+        bodies: list[str] = []
+        for p in predictions:
+            head = iter(p)
+            if next(head) != "prediction_id" or next(head) != "source":
+                raise ValueError("a prediction's first members must be prediction_id, source")
+            pid = p["prediction_id"]
+            if not pid.isalnum():  # written unescaped by payloads(): JSON-safe characters only
+                raise ValueError(f"prediction_id must be alphanumeric, got {pid!r}")
+            ids.append(pid)
+            seqs.append(p["sequence"])
+            stamps.append(p["timestamp"])
+            directions.append(p["direction"])
+            confidences.append(p["confidence"])
+            rest = {k: v for k, v in p.items() if k != "prediction_id" and k != "source"}
+            bodies.append(orjson.dumps(rest, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:])
+        return cls(source, ids, seqs, stamps, directions, confidences, bodies)
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def renamed(self, source: str) -> PredictionBatch:
+        """The same predictions naming ``source`` (the service's public name)."""
+        return dataclasses.replace(self, source=source)
+
+    def payloads(self) -> list[str]:
+        """Each prediction's JSON text: ``orjson.dumps`` of its dict, byte for byte."""
+        head = '{"prediction_id":"%s","source":' + orjson.dumps(self.source).decode().replace(
+            "%", "%%"
+        )
+        head += ",%s"
+        return [head % pair for pair in zip(self.prediction_ids, self.bodies, strict=True)]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """Each prediction as its JSON-ready dict (parsed: for the few callers that need one)."""
+        return [orjson.loads(text) for text in self.payloads()]
+
+
+def _encode(
+    items: Sequence[ProcessItem], results: list[list[dict[str, Any]]]
+) -> list[PredictionBatch]:
+    """The platform's JSON-ready predictions of ``items``, one batch per item."""
+    return [
+        PredictionBatch.from_dicts(item.source, preds)
+        for item, preds in zip(items, results, strict=True)
+    ]
+
+
 _CALLS: dict[str, Any] = {
-    "process_json": lambda p, items: p.process_many_json(items),
+    "process_json": lambda p, items: _encode(items, p.process_many_json(items)),
     "rolling_hit_rates": lambda p, sources: p.rolling_hit_rates(sources),
     "known_of": lambda p, sources: [s for s in sources if p.store.known(s)],
     "sources": lambda p: p.sources(),
@@ -91,12 +194,13 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
         if name == "stop":
             conn.send(("ok", None))
             return
+        result: tuple[str, Any]
         try:
             if name == "prepare":
                 run = platform.prepare_json(*args)
                 conn.send(("ready", None))
                 decision, _ = conn.recv()
-                result = ("ok", run() if decision == "go" else None)
+                result = ("ok", _encode(args[0], run()) if decision == "go" else None)
             else:
                 result = ("ok", _CALLS[name](platform, *args))
         except (EOFError, OSError):
@@ -229,8 +333,8 @@ class EngineHost:
             groups.setdefault(shard_of(source, self.processes), []).append(source)
         return groups
 
-    def process_json(self, items: Sequence[ProcessItem]) -> list[list[dict[str, Any]]]:
-        """:meth:`Platform.process_many`, each prediction as its JSON-ready dict.
+    def process_json(self, items: Sequence[ProcessItem]) -> list[PredictionBatch]:
+        """:meth:`Platform.process_many_json`, one :class:`PredictionBatch` per item.
 
         Several engine processes step their shares of ``items`` at once; if any share is
         invalid, none is run and the error of the lowest-numbered invalid item is raised
@@ -256,7 +360,7 @@ class EngineHost:
             )
         if failed:
             raise _first_error(failed, positions)
-        out: list[list[dict[str, Any]]] = [[] for _ in items]
+        out: list[Any] = [None] * len(items)
         for k, (status, value) in answers.items():
             if status == "error":  # failed while running: the engine's own fault
                 raise value

@@ -44,16 +44,19 @@ import hashlib
 import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from nqp import store
 from nqp.engine import ProcessItem
+from nqp.engine.process import PredictionBatch
 from nqp.service.batcher import QueueFullError, ShuttingDownError
 from nqp.service.breaker import CircuitBreaker, CircuitOpenError
 from nqp.service.responses import dumps
@@ -294,22 +297,23 @@ class _Tally:
     def __init__(self) -> None:
         self.points = 0
         self.directions = {"up": 0, "down": 0, "hold": 0}
-        self.last: dict[str, Any] | None = None
+        self.last: PredictionBatch | None = None  # the latest non-empty batch
         self.error: BaseException | None = None
 
-    def add(self, preds: Sequence[dict[str, Any]]) -> None:
-        """Count a chunk of predictions (the runtime's JSON-ready dicts)."""
-        for p in preds:
-            self.directions[p["direction"]] += 1
+    def add(self, preds: PredictionBatch) -> None:
+        """Count a chunk of predictions (parsed only at the end, for the last one)."""
+        for direction, n in Counter(preds.directions).items():
+            self.directions[direction] += n
         self.points += len(preds)
-        if preds:
-            self.last = preds[-1]
+        if len(preds):
+            self.last = preds
 
     def public(self, source: str) -> dict[str, Any]:
         out: dict[str, Any] = {"source": source, "points": self.points}
         if self.last is not None:
+            last = orjson.loads(self.last.payloads()[-1])
             out["directions"] = self.directions
-            out["last"] = {name: self.last[name] for name in SUMMARY_FIELDS}
+            out["last"] = {name: last[name] for name in SUMMARY_FIELDS}
         if self.error is not None:
             out["error"] = _message(self.error)
         return out
@@ -470,7 +474,7 @@ class JobRunner:
         lo: int,
         hi: int,
         config: ProcessConfig | None,
-    ) -> list[dict[str, Any]]:
+    ) -> PredictionBatch:
         stamps: Any = batch.timestamps[lo:hi]  # the platform takes arrays as sequences
         item = ProcessItem(batch.source, batch.values[lo:hi], stamps, config)
         for attempt in range(_QUEUE_FULL_RETRIES + 1):

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from nqp import store
 from nqp.cache import TieredCache, TTLCache
 from nqp.config import Settings
 from nqp.engine import ProcessItem
-from nqp.engine.process import EngineHost
+from nqp.engine.process import EngineHost, PredictionBatch
 from nqp.exceptions import InvalidParameterError
 from nqp.service.batcher import MicroBatcher
 from nqp.service.breaker import CircuitBreaker
@@ -45,7 +46,8 @@ log = logging.getLogger("nqp.service")
 
 _RETENTION_EVERY_S = 3600.0
 _WRITER_FLUSH_S = 0.02
-_WRITER_BATCH = 1000
+_WRITER_BATCH = 1000  # predictions per transaction, at least (whole requests are taken)
+_WRITER_MAX_ROWS = 100_000  # predictions waiting to be stored, at most (more are dropped)
 
 
 def internal_source(tenant_id: str, source: str) -> str:
@@ -60,11 +62,16 @@ def public_source(internal: str) -> tuple[str, str]:
 
 @dataclass
 class _Writer:
-    """Buffers prediction rows and inserts them in batches off the request path."""
+    """Buffers predictions and inserts them in batches off the request path.
 
-    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=100_000)
+    The queue holds one ``(tenant_id, PredictionBatch)`` per request (or a future: a flush
+    point); ``rows`` counts the predictions in it, bounded by :data:`_WRITER_MAX_ROWS`.
+    """
+
+    queue: asyncio.Queue[tuple[str, PredictionBatch] | asyncio.Future[None]] = field(
+        default_factory=asyncio.Queue
     )
+    rows: int = 0
     task: asyncio.Task[None] | None = None
 
 
@@ -158,7 +165,7 @@ class Runtime:
     @property
     def store_backlog(self) -> int:
         """Predictions made but not yet stored (the writer's queue)."""
-        return self._writer.queue.qsize()
+        return self._writer.rows
 
     def spawn(
         self, coro: Any, *, name: str | None = None, lease: tuple[str, str, str] | None = None
@@ -413,7 +420,7 @@ class Runtime:
         return True, 0.0
 
     # ------------------------------------------------------------------ processing
-    def _process(self, items: list[ProcessItem]) -> list[list[dict[str, Any]]]:
+    def _process(self, items: list[ProcessItem]) -> list[PredictionBatch]:
         """Runs in the batcher's worker thread (waiting on the engine process)."""
         start = time.perf_counter()
         out = self.platform.process_json(items)
@@ -533,11 +540,11 @@ class Runtime:
             stored = await store.list_sources(session, tenant_id=tenant_id)
         return len(in_memory | {internal_source(tenant_id, s) for s in stored})
 
-    async def submit(self, tenant_id: str, item: ProcessItem) -> list[dict[str, Any]]:
+    async def submit(self, tenant_id: str, item: ProcessItem) -> PredictionBatch:
         """Process one request's points, publish and store the predictions.
 
-        Returns each point's prediction as its JSON-ready dict (the public source name in
-        ``source``): what is stored, published to WebSocket subscribers and answered.
+        Returns the predictions naming the public source (``item.source``): what is
+        stored, published to WebSocket subscribers and answered.
         """
         internal = internal_source(tenant_id, item.source)
         if self.stream is not None:
@@ -545,57 +552,54 @@ class Runtime:
             preds = await self.stream.submit(tenant_id, item)  # stored and published there
             self.metrics.stage.labels("request").observe(time.perf_counter() - start)
             self._known.add(internal)
-            payloads = [p.model_dump(mode="json") for p in preds]
-            self._count_directions(payloads)
-            return payloads
+            batch = PredictionBatch.from_dicts(
+                item.source, [p.model_dump(mode="json") for p in preds]
+            )
+            self._count_directions(batch.directions)
+            return batch
         await self.ensure_restored(internal)
         wait_start = time.perf_counter()
         self.metrics.queue_depth.set(self.batcher.queue_depth)
-        preds = await self.batcher.submit(
+        made = await self.batcher.submit(
             ProcessItem(internal, item.data, item.timestamp, item.config)
         )
         self.metrics.stage.labels("request").observe(time.perf_counter() - wait_start)
         self._dirty.add(internal)
-        payloads = preds  # JSON-ready dicts from the engine; the public source name here
-        self._count_directions(payloads)
-        for payload in payloads:
-            payload["source"] = item.source
-            self.hub.publish(tenant_id, payload)
-            row = {
-                "source": item.source,
-                "prediction_id": payload["prediction_id"],
-                "sequence": payload["sequence"],
-                "ts": payload["timestamp"],
-                "direction": payload["direction"],
-                "confidence": payload["confidence"],
-                "payload": payload,
-            }
-            try:
-                self._writer.queue.put_nowait((tenant_id, row))
-            except asyncio.QueueFull:
-                self.metrics.errors.labels("prediction_store_backlog").inc()
-        return payloads
+        batch = made.renamed(item.source)
+        self._count_directions(batch.directions)
+        if self.hub.subscriber_count(tenant_id):  # parsed only when someone listens
+            for payload in batch.dicts():
+                self.hub.publish(tenant_id, payload)
+        writer = self._writer
+        if writer.rows + len(batch) <= _WRITER_MAX_ROWS:
+            writer.rows += len(batch)
+            writer.queue.put_nowait((tenant_id, batch))
+        else:
+            self.metrics.errors.labels("prediction_store_backlog").inc(len(batch))
+        return batch
 
-    def _count_directions(self, payloads: list[dict[str, Any]]) -> None:
+    def _count_directions(self, directions: list[str]) -> None:
         """``nqp_predictions`` by direction: one labelled increment per direction, not point."""
-        for direction, n in Counter(p["direction"] for p in payloads).items():
+        for direction, n in Counter(directions).items():
             self.metrics.predictions.labels(direction).inc(n)
 
     async def _write_loop(self) -> None:
-        """Insert queued rows in batches; a queued future marks a flush point."""
+        """Insert queued predictions in batches; a queued future marks a flush point."""
         queue = self._writer.queue
         while True:
             first = await queue.get()
             items: list[Any] = [first]
             if not isinstance(first, asyncio.Future):
                 await asyncio.sleep(_WRITER_FLUSH_S)
-                while len(items) < _WRITER_BATCH and not queue.empty():
+                n = len(first[1])
+                while n < _WRITER_BATCH and not queue.empty():
                     items.append(queue.get_nowait())
                     if isinstance(items[-1], asyncio.Future):
                         break
-            rows = [i for i in items if not isinstance(i, asyncio.Future)]
-            if rows:
-                await self._insert(rows)
+                    n += len(items[-1][1])
+            batches = [i for i in items if not isinstance(i, asyncio.Future)]
+            if batches:
+                await self._insert(batches)
             for i in items:
                 if isinstance(i, asyncio.Future) and not i.done():
                     i.set_result(None)
@@ -605,30 +609,45 @@ class Runtime:
         task = self._writer.task
         if task is not None and not task.done():
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            await self._writer.queue.put(done)  # type: ignore[arg-type]
+            await self._writer.queue.put(done)
             await done
             return
-        rows = []
+        batches = []
         while not self._writer.queue.empty():
             item = self._writer.queue.get_nowait()
             if not isinstance(item, asyncio.Future):
-                rows.append(item)
-        if rows:
-            await self._insert(rows)
+                batches.append(item)
+        if batches:
+            await self._insert(batches)
 
-    async def _insert(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _insert(self, batches: list[tuple[str, PredictionBatch]]) -> None:
+        """Store queued predictions in one transaction (one statement per tenant)."""
         start = time.perf_counter()
-        by_tenant: dict[str, list[dict[str, Any]]] = {}
-        for tenant_id, payload in rows:
-            by_tenant.setdefault(tenant_id, []).append(payload)
+        by_tenant: dict[str, list[store.PredictionRow]] = {}
+        n = 0
+        for tenant_id, batch in batches:
+            n += len(batch)
+            by_tenant.setdefault(tenant_id, []).extend(
+                zip(
+                    repeat(batch.source),
+                    batch.prediction_ids,
+                    batch.sequences,
+                    batch.timestamps,
+                    batch.directions,
+                    batch.confidences,
+                    batch.payloads(),
+                )
+            )
         try:
             async with self.sessions() as session:
-                for tenant_id, payloads in by_tenant.items():
-                    await store.insert_predictions(session, tenant_id=tenant_id, rows=payloads)
+                for tenant_id, rows in by_tenant.items():
+                    await store.insert_predictions(session, tenant_id=tenant_id, rows=rows)
                 await session.commit()
         except Exception:  # storage trouble must not kill the writer: count and log it
             self.metrics.errors.labels("prediction_store").inc()
-            log.exception("storing %d predictions failed", len(rows))
+            log.exception("storing %d predictions failed", n)
+        finally:
+            self._writer.rows -= n
         self.metrics.stage.labels("storage").observe(time.perf_counter() - start)
 
     async def flush(self) -> None:

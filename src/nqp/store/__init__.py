@@ -69,6 +69,7 @@ from nqp.store.models import (
     ValidationRun,
 )
 from nqp.store.predictions import (
+    PredictionRow,
     delete_predictions,
     delete_predictions_before,
     insert_predictions,
@@ -90,6 +91,7 @@ __all__ = [
     "DuplicateError",
     "Job",
     "Prediction",
+    "PredictionRow",
     "SourceCheckpoint",
     "Tenant",
     "ValidationRun",

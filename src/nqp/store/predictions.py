@@ -9,17 +9,17 @@ that existed throughout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nqp.store._dialect import dialect_name, upsert_insert
 from nqp.store.models import Prediction, utcnow
 
 __all__ = [
+    "PredictionRow",
     "decode_cursor",
     "delete_predictions",
     "delete_predictions_before",
@@ -27,8 +27,6 @@ __all__ = [
     "insert_predictions",
     "query_predictions",
 ]
-
-_COLUMNS = ("source", "prediction_id", "sequence", "ts", "direction", "confidence", "payload")
 
 
 def encode_cursor(ts: float, row_id: int) -> str:
@@ -60,17 +58,52 @@ def decode_cursor(cursor: str) -> tuple[float, int]:
         raise ValueError(f"invalid predictions cursor {cursor!r}") from None
 
 
+#: One stored prediction as :func:`insert_predictions` takes it: ``(source, prediction_id,
+#: sequence, ts, direction, confidence, payload)`` with ``ts`` the point's epoch seconds and
+#: ``payload`` the whole prediction's JSON text (stored as given; read back as a dict).
+PredictionRow = tuple[str, str, int, float, str, float, str]
+
+_INSERT_COLUMNS = (
+    "source, prediction_id, sequence, ts, direction, confidence, payload, tenant_id, created_at"
+)
+# SQLite: one executemany of plain tuples, whose rowcount sqlite3 reports as the rows
+# inserted. PostgreSQL: the rows as one array per column, in one statement (asyncpg reports
+# no rowcount for executemany; "INSERT 0 n" of a single statement is the count).
+_INSERT_SQLITE = (
+    f"INSERT INTO predictions ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (prediction_id) DO NOTHING"
+)
+_INSERT_POSTGRESQL = (
+    f"INSERT INTO predictions ({_INSERT_COLUMNS}) "
+    "SELECT s, p, q, t, d, c, j::json, $8, $9 FROM unnest("
+    "$1::varchar[], $2::varchar[], $3::bigint[], $4::float8[], $5::varchar[], $6::float8[], "
+    "$7::text[]) AS r(s, p, q, t, d, c, j) "
+    "ON CONFLICT (prediction_id) DO NOTHING"
+)
+
+
 async def insert_predictions(
-    session: AsyncSession, *, tenant_id: str, rows: Iterable[Mapping[str, Any]]
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    rows: Sequence[PredictionRow],
+    created_at: datetime | None = None,
 ) -> int:
-    """Insert predictions in one multi-row ``INSERT``; return how many were new.
+    """Insert predictions in one driver-level statement; return how many were new.
+
+    The hot path of every prediction the service makes, so it skips SQLAlchemy's per-row
+    parameter processing (measured 23 µs a row on SQLite, most of the gateway's storage
+    cost): the rows go to the driver as tuples, the payload as the JSON text it already is,
+    ``created_at`` formatted once by the column's own type. What is stored is exactly what
+    the ORM would store (the tests read it back through :class:`Prediction`).
 
     Parameters
     ----------
-    rows : iterable of mapping
-        Each with ``source``, ``prediction_id``, ``sequence`` (int), ``ts`` (float, epoch
-        seconds of the point), ``direction``, ``confidence`` (float) and ``payload`` (the
-        whole prediction as a JSON-able dict); ``created_at`` is optional (default: now).
+    rows : sequence of PredictionRow
+        ``(source, prediction_id, sequence, ts, direction, confidence, payload)``; see
+        :data:`PredictionRow`.
+    created_at : datetime, optional
+        When the rows were stored (aware; retention counts from it); default now.
 
     Returns
     -------
@@ -78,25 +111,26 @@ async def insert_predictions(
         Rows inserted. A ``prediction_id`` already stored is skipped, so a redelivered
         batch (at-least-once streaming) is stored once.
     """
-    now = utcnow()
-    params = []
-    for row in rows:
-        params.append(
-            {"tenant_id": tenant_id, "created_at": row.get("created_at", now)}
-            | {name: row[name] for name in _COLUMNS}
-        )
-    if not params:
+    if not rows:
         return 0
-    table = Prediction.__table__
-    stmt = upsert_insert(session, table).on_conflict_do_nothing(index_elements=["prediction_id"])
-    if dialect_name(session) == "sqlite":
-        # A plain executemany, whose rowcount sqlite3 reports as the rows inserted: no
-        # multi-row VALUES statements to build, no ids to fetch (measured 40 -> 21-32 µs a
-        # row). asyncpg reports no rowcount for executemany, so PostgreSQL counts ids.
-        result = await session.execute(stmt, params)
-        return int(result.rowcount)
-    result = await session.execute(stmt.returning(table.c.id), params)
-    return len(result.all())
+    connection = await session.connection()
+    dialect = connection.dialect
+    column_type = Prediction.__table__.c.created_at.type
+    to_driver = column_type.dialect_impl(dialect).bind_processor(dialect)
+    created: Any = utcnow() if created_at is None else created_at
+    if to_driver is not None:
+        created = to_driver(created)
+    if dialect.name == "sqlite":
+        extra = (tenant_id, created)
+        result = await connection.exec_driver_sql(_INSERT_SQLITE, [row + extra for row in rows])
+    elif dialect.name == "postgresql":
+        columns = tuple(zip(*rows, strict=True))
+        result = await connection.exec_driver_sql(
+            _INSERT_POSTGRESQL, (*columns, tenant_id, created)
+        )
+    else:
+        raise NotImplementedError(f"nqp.store supports SQLite and PostgreSQL, not {dialect.name!r}")
+    return int(result.rowcount)
 
 
 async def query_predictions(

@@ -141,17 +141,20 @@ def database_url(settings: Settings) -> str:
     return url or f"sqlite:///{(Path(settings.data_dir) / 'nqp.db').resolve()}"
 
 
-def prediction_row(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``predictions`` table row of a prediction payload (``source`` = public name)."""
-    return {
-        "source": payload["source"],
-        "prediction_id": payload["prediction_id"],
-        "sequence": payload["sequence"],
-        "ts": payload["timestamp"],
-        "direction": payload["direction"],
-        "confidence": payload["confidence"],
-        "payload": payload,
-    }
+def prediction_row(payload: Mapping[str, Any], text: str) -> store.PredictionRow:
+    """The ``predictions`` table row of a prediction payload (``source`` = public name).
+
+    ``text`` is the payload's JSON (``orjson.dumps(payload)``, made once for Kafka too).
+    """
+    return (
+        payload["source"],
+        payload["prediction_id"],
+        payload["sequence"],
+        payload["timestamp"],
+        payload["direction"],
+        payload["confidence"],
+        text,
+    )
 
 
 class WorkerMetrics:
@@ -251,7 +254,7 @@ class _Entry:
 class _Outputs:
     """What one segment of a batch produces."""
 
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rows: dict[str, list[store.PredictionRow]] = field(default_factory=dict)
     records: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = field(default_factory=list)
     replies: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     live: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -763,9 +766,11 @@ class Worker:
             for payload in result:
                 payload["source"] = message.source  # the engine names it tenant/source
                 payloads.append(payload)
-                out.rows.setdefault(message.tenant_id, []).append(prediction_row(payload))
+                data = orjson.dumps(payload)
+                row = prediction_row(payload, data.decode())
+                out.rows.setdefault(message.tenant_id, []).append(row)
                 out.live.setdefault(message.tenant_id, []).append(payload)
-                out.records.append((s.predictions_topic, key, orjson.dumps(payload), headers))
+                out.records.append((s.predictions_topic, key, data, headers))
                 for topic, part in (
                     (s.neuromorphic_topic, "neuromorphic_results"),
                     (s.quantum_topic, "quantum_results"),

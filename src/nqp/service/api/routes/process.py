@@ -18,7 +18,6 @@ from nqp.service.api.deps import DeveloperKey, RuntimeDep, caller
 from nqp.service.batcher import QueueFullError, ShuttingDownError
 from nqp.service.errors import ApiError, error_response
 from nqp.service.remote import ReplyTimeout
-from nqp.service.responses import dumps
 from nqp.service.runtime import Runtime, internal_source
 from nqp.service.security import Principal, Role
 from nqp.stream.kafka import StreamError
@@ -68,9 +67,9 @@ def _count(data: Any) -> int:
 PATH = "/api/v1/process/realtime"
 
 # The hot path parses and answers JSON itself (pydantic-core parses the raw body in one call;
-# the prediction goes out as the dict the runtime already made), and RealtimeShortcut serves
-# it ahead of FastAPI's router: FastAPI's routing, dependency and response-model handling cost
-# more than the engine step. The OpenAPI entry below documents the same contract.
+# the prediction goes out as the JSON text the engine process made), and RealtimeShortcut
+# serves it ahead of FastAPI's router: FastAPI's routing, dependency and response-model
+# handling cost more than the engine step. The OpenAPI entry below documents the same contract.
 _REQUEST_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RealtimeRequest"}}},
@@ -123,7 +122,7 @@ async def process_realtime(runtime: Runtime, principal: Principal, raw: bytes) -
             field="source",
         )
     try:
-        payloads = await runtime.submit(
+        batch = await runtime.submit(
             principal.tenant_id, ProcessItem(body.source, body.data, body.timestamp, body.config)
         )
     except QueueFullError:
@@ -139,7 +138,7 @@ async def process_realtime(runtime: Runtime, principal: Principal, raw: bytes) -
         raise ApiError(503, str(exc), headers={"Retry-After": "5"}) from None
     except InvalidInputError as exc:
         raise ApiError(422, str(exc).replace("items[0].", ""), field=_field_of(str(exc))) from None
-    return dumps(payloads[-1])
+    return batch.payloads()[-1].encode()
 
 
 class RealtimeShortcut:
