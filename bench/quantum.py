@@ -39,8 +39,13 @@ Figures
   replaced (``previous``, :class:`PreviousReset`: batched ``matmul``, reshaped partial trace,
   report through ``np.abs``), alternated step by step on copies of the same states, for
   fresh sources (``phase="washout"``: every shadow tracked) and after 400 steps (all
-  converged); in µs per source, with the largest differences of features, states,
-  residuals, energies and coherences between the two.
+  converged), for n = 5..8 (``--step-qubits``; 1,000, 250, 64, 16 sources; at n = 8 the
+  features are read node by node in both); in µs per source, with the largest differences
+  of features, states, residuals, energies and coherences against ``previous``.
+- ``reservoir_update``: the state update ``ρ ← A τ A†`` alone, the compiled kernel (partial
+  trace included) against BLAS batched ``matmul`` (``A τ``, full ``(A τ) A†``, mirror;
+  partial trace excluded), alternated, n = 5..10 (``--update-qubits``): the evidence for
+  using the compiled update at every register size.
 
 Times are medians over ``--repeats`` runs (fewer for the largest sizes, reported as
 ``repeats``). BLAS is pinned to one thread (threadpoolctl). Every line carries ``loadavg``:
@@ -50,6 +55,7 @@ the machine is shared and a 1-minute load above its 2 cores inflates wall times.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import time
@@ -252,11 +258,19 @@ class PreviousReset:
         K = columns.shape[0]
         C = columns.reshape(K, V, d, -1)
         first, second = np.triu_indices(K)
-        G = np.einsum("if,pkij,pkil->pkfjl", qr._signs, C[first], C[second].conj())
-        off = first != second
-        G[off] += np.einsum("if,pkij,pkil->pkfjl", qr._signs, C[second[off]], C[first[off]].conj())
-        weights = np.stack([G.real, -G.imag], axis=-1).reshape(G.shape[0] * V * G.shape[2], -1)
-        self.weights, self.first, self.second = np.ascontiguousarray(weights.T), first, second
+        self.first, self.second = first, second
+        # the old size test: (2·d'², P·V·F) float64 at most _FEATURE_MAP_BYTES, else node by node
+        size = len(first) * V * qr._signs.shape[1] * 2 * (d // K) ** 2 * 8
+        self.weights: Any = None
+        self.columns = columns
+        if size <= qres._FEATURE_MAP_BYTES:
+            G = np.einsum("if,pkij,pkil->pkfjl", qr._signs, C[first], C[second].conj())
+            off = first != second
+            G[off] += np.einsum(
+                "if,pkij,pkil->pkfjl", qr._signs, C[second[off]], C[first[off]].conj()
+            )
+            weights = np.stack([G.real, -G.imag], axis=-1).reshape(G.shape[0] * V * G.shape[2], -1)
+            self.weights = np.ascontiguousarray(weights.T)
         self.last = np.ascontiguousarray(columns.reshape(K, V, -1)[:, -1])
         energy = np.zeros((d, d, 2))
         energy[:, :, 0] = H.T
@@ -277,10 +291,19 @@ class PreviousReset:
         tau = self.partial_trace(rho)
         psi = self.qr._amplitudes(s)
         features = None
-        if read:
+        if read and self.weights is not None:
             products = tau.reshape(b, -1).view(np.float64) @ self.weights
             pairs = psi[:, self.first] * psi[:, self.second]
             features = np.einsum("bp,bpf->bf", pairs, products.reshape(b, pairs.shape[1], -1))
+        elif read:  # node by node
+            V, dp = self.qr.virtual_nodes, tau.shape[1]
+            cols = self.columns.reshape(psi.shape[1], -1)
+            An = (psi.astype(np.complex128) @ cols).reshape(b, V, d, dp)
+            X = An @ tau[:, None]
+            diags = np.einsum(
+                "bkij,bkij->bki", X.view(np.float64), An.view(np.float64), optimize=False
+            )
+            features = (diags @ self.qr._signs).reshape(b, -1)
         A = (psi.astype(np.complex128) @ self.last).reshape(b, d, tau.shape[1])
         np.matmul(A @ tau, A.conj().transpose(0, 2, 1), out=rho)
         return features, tau
@@ -333,63 +356,157 @@ class PreviousReset:
         return energy, (total - diag) / (d - 1)
 
 
-def bench_reservoir_step(repeats: int, n_sources: int = 1000) -> None:
-    """New step (compiled kernels) against :class:`PreviousReset`, alternated, same states."""
+def report_pair(qr: Any, state: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(energy, phase_coherence)`` of ``qr.report(state)``."""
+    report = qr.report(state)
+    return report.energy, report.phase_coherence
+
+
+#: Sources per register size in figure ``reservoir_step`` (a state is 16·4^n bytes, twice
+#: with its shadow, per variant).
+STEP_SOURCES = {5: 1000, 6: 250, 7: 64, 8: 16}
+
+
+def bench_reservoir_step(repeats: int, sizes: list[int], washout_steps: int = 400) -> None:
+    """The current step against :class:`PreviousReset`, alternated, from the same states."""
     from nqp.quantum.reservoir import QuantumReservoir
 
-    qr = QuantumReservoir()
-    previous = PreviousReset(qr)
-    rng = np.random.default_rng(0)
-    warm = qr.init_state(2)
-    qr.step(warm, np.zeros((2, 1)))  # compile
-    qr.report(warm)
-    for phase, steps in (("washout", 0), ("converged", 400)):
-        start = qr.init_state(n_sources)
-        if steps:
-            qr.run(rng.uniform(-1, 1, size=(steps, n_sources, 1)), state=start)
-        inputs = rng.standard_normal((repeats, n_sources, 1))
-        states = {"previous": start.copy(), "compiled": start.copy()}
-        steppers = {"previous": previous.step, "compiled": qr.step}
-        reporters = {"previous": previous.report, "compiled": qr.report}
-        step_times: dict[str, list[float]] = {k: [] for k in states}
-        report_times: dict[str, list[float]] = {k: [] for k in states}
-        feats: dict[str, np.ndarray] = {}
-        reports: dict[str, Any] = {}
-        for t in range(repeats):
-            for name in ("previous", "compiled") if t % 2 else ("compiled", "previous"):
-                t0 = time.perf_counter()
-                feats[name] = steppers[name](states[name], inputs[t])
-                t1 = time.perf_counter()
-                reports[name] = reporters[name](states[name])
-                t2 = time.perf_counter()
-                step_times[name].append(t1 - t0)
-                report_times[name].append(t2 - t1)
-        new_report = reports["compiled"]
-        old_energy, old_coherence = reports["previous"]
-        us = {  # per source
-            f"{kind}_{name}": round(float(np.median(times[name])) / n_sources * 1e6, 2)
-            for kind, times in (("step", step_times), ("report", report_times))
-            for name in states
+    for n in sizes:
+        n_sources = STEP_SOURCES.get(n, 16)
+        qr = QuantumReservoir(n)
+        previous = PreviousReset(QuantumReservoir(n))
+        variants: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+            "previous": (previous.step, previous.report),
+            "current": (qr.step, functools.partial(report_pair, qr)),
         }
-        emit(
-            "reservoir_step",
-            phase=phase,
-            sources=n_sources,
-            tracked=int((~states["compiled"].converged).sum()),
-            us_per_source=us,
-            step_speedup=round(us["step_previous"] / us["step_compiled"], 2),
-            report_speedup=round(us["report_previous"] / us["report_compiled"], 2),
-            max_feature_diff=float(np.abs(feats["compiled"] - feats["previous"]).max()),
-            max_rho_diff=float(np.abs(states["compiled"].rho - states["previous"].rho).max()),
-            max_residual_rel_diff=float(
-                np.max(
-                    np.abs(states["compiled"].residual - states["previous"].residual)
-                    / states["previous"].residual
-                )
-            ),
-            max_energy_diff=float(np.abs(new_report.energy - old_energy).max()),
-            max_coherence_diff=float(np.abs(new_report.phase_coherence - old_coherence).max()),
-        )
+        rng = np.random.default_rng(0)
+        warm = qr.init_state(2)
+        qr.step(warm, np.zeros((2, 1)))  # compile
+        qr.report(warm)
+        for phase, steps in (("washout", 0), ("converged", washout_steps)):
+            start = qr.init_state(n_sources)
+            if steps:
+                qr.run(rng.uniform(-1, 1, size=(steps, n_sources, 1)), state=start)
+            inputs = rng.standard_normal((repeats, n_sources, 1))
+            states = {name: start.copy() for name in variants}
+            step_times: dict[str, list[float]] = {k: [] for k in variants}
+            report_times: dict[str, list[float]] = {k: [] for k in variants}
+            feats: dict[str, np.ndarray] = {}
+            reports: dict[str, Any] = {}
+            names = list(variants)
+            for t in range(repeats):
+                for name in names if t % 2 else names[::-1]:
+                    stepper, reporter = variants[name]
+                    t0 = time.perf_counter()
+                    feats[name] = stepper(states[name], inputs[t])
+                    t1 = time.perf_counter()
+                    reports[name] = reporter(states[name])
+                    t2 = time.perf_counter()
+                    step_times[name].append(t1 - t0)
+                    report_times[name].append(t2 - t1)
+            us = {  # per source
+                f"{kind}_{name}": round(float(np.median(times[name])) / n_sources * 1e6, 2)
+                for kind, times in (("step", step_times), ("report", report_times))
+                for name in variants
+            }
+            ref = "previous"
+            diffs = {
+                name: {
+                    "feature": float(np.abs(feats[name] - feats[ref]).max()),
+                    "rho": float(np.abs(states[name].rho - states[ref].rho).max()),
+                    "residual_rel": float(
+                        np.max(
+                            np.abs(states[name].residual - states[ref].residual)
+                            / states[ref].residual
+                        )
+                    ),
+                    "energy": float(np.abs(reports[name][0] - reports[ref][0]).max()),
+                    "coherence": float(np.abs(reports[name][1] - reports[ref][1]).max()),
+                }
+                for name in variants
+                if name != ref
+            }
+            emit(
+                "reservoir_step",
+                qubits=n,
+                phase=phase,
+                sources=n_sources,
+                repeats=repeats,
+                tracked=int((~states["current"].converged).sum()),
+                us_per_source=us,
+                step_speedup={
+                    name: round(us["step_previous"] / us[f"step_{name}"], 2)
+                    for name in variants
+                    if name != ref
+                },
+                max_diff_vs_previous=diffs,
+            )
+
+
+def bench_reservoir_update(repeats: int, sizes: list[int]) -> None:
+    """The state update ``ρ ← A τ A†`` alone: compiled per source against BLAS, alternated.
+
+    ``compiled``: :func:`nqp.quantum._reservoir_kernels.reset_step` without features (partial
+    trace included). ``blas``: ``A = ψ @ C`` then batched ``matmul`` for ``A τ`` and ``(A τ)
+    A†`` and the mirror of the upper triangle, from ``τ`` given (partial trace excluded, in
+    BLAS's favour). From random mixed states, one input qubit.
+    """
+    for n in sizes:
+        update_figure(n, repeats)
+
+
+def update_figure(n: int, repeats: int) -> None:
+    """One line of figure ``reservoir_update``, ``n`` qubits."""
+    from nqp.quantum._reservoir_kernels import reset_step
+    from nqp.quantum.reservoir import QuantumReservoir
+
+    no_packed, no_taus = np.empty((0, 0)), np.empty((0, 0, 0), dtype=np.complex128)
+    qr = QuantumReservoir(n)
+    qr.init_state(0)  # builds
+    d, dp = 1 << n, 1 << (n - 1)
+    r = max(1, min(64, (4 << 20) // (16 * d * d)))  # sources: 4 MiB of states
+    rng = np.random.default_rng(0)
+    G = rng.normal(size=(r, d, d)) + 1j * rng.normal(size=(r, d, d))
+    base = G @ G.conj().transpose(0, 2, 1)
+    base /= np.einsum("bii->b", base).real[:, None, None]
+    taus = np.ascontiguousarray(base[:, :dp, :dp] + base[:, dp:, dp:])
+    rows = np.arange(r)
+    psi = qr._amplitudes(rng.uniform(-1, 1, (r, 1)))
+    tables = (qr._last_columns, qr._full, qr._first, qr._second, no_packed, no_taus)
+    last = qr._last_columns[0] + 1j * qr._last_columns[1]
+    upper = np.triu(np.ones((d, d), dtype=bool), 1)
+
+    def compiled(states: np.ndarray) -> None:
+        reset_step(states, rows, psi, *tables)
+
+    def blas(states: np.ndarray) -> None:
+        A = (psi.astype(np.complex128) @ last).reshape(r, d, dp)
+        np.matmul(A @ taus, A.conj().transpose(0, 2, 1), out=states)
+        lower = states.transpose(0, 2, 1)
+        lower[:, upper] = states[:, upper].conj()
+
+    variants = {"compiled": compiled, "blas": blas}
+    states = {name: base.copy() for name in variants}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    reps = max(5, min(repeats * 3, int(2e8 / (d * dp * dp * r))))
+    names = list(variants)
+    for t in range(reps):
+        for name in names if t % 2 else names[::-1]:
+            states[name][:] = base
+            t0 = time.perf_counter()
+            variants[name](states[name])
+            times[name].append(time.perf_counter() - t0)
+    diff = states["compiled"] - states["blas"]
+    us = {k: round(float(np.median(v)) / r * 1e6, 2) for k, v in times.items()}
+    emit(
+        "reservoir_update",
+        qubits=n,
+        sources=r,
+        repeats=reps,
+        us_per_source=us,
+        blas_over_compiled=round(us["blas"] / us["compiled"], 2),
+        max_rho_diff=float(np.abs(diff).max()),
+    )
 
 
 def bench_reservoir(repeats: int, n_sources: int = 1000) -> None:
@@ -458,6 +575,20 @@ def main() -> None:
     parser.add_argument(
         "--t-max", type=float, nargs="+", default=[1.0, 10.0], help="evolution time spans"
     )
+    parser.add_argument(
+        "--step-qubits",
+        type=int,
+        nargs="+",
+        default=[5, 6, 7, 8],
+        help="register sizes of figure reservoir_step",
+    )
+    parser.add_argument(
+        "--update-qubits",
+        type=int,
+        nargs="+",
+        default=[5, 6, 7, 8, 9, 10],
+        help="register sizes of figure reservoir_update",
+    )
     args = parser.parse_args()
     gs_sizes = [8, 10, 12, 14, 16, 18, 20]
     ev_sizes = [10, 12, 14, 16, 18]
@@ -476,7 +607,8 @@ def main() -> None:
             for t_max in args.t_max:
                 bench_evolution(ev_sizes, args.repeats, t_max)
         if args.only in (None, "reservoir"):
-            bench_reservoir_step(max(args.repeats, 10))
+            bench_reservoir_step(max(args.repeats, 10), args.step_qubits)
+            bench_reservoir_update(args.repeats, args.update_qubits)
             bench_reservoir(args.repeats)
 
 

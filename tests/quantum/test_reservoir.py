@@ -233,6 +233,37 @@ def test_compiled_reset_step_matches_dense_reference_from_random_states(params, 
         before = state.copy()
 
 
+def test_large_register_step_matches_dense_reference():
+    """n = 8 (d = 256, d' = 128): the register size at which batched BLAS was once thought to
+    beat the compiled update (it does not, up to n = 10: bench figure ``reservoir_update``);
+    node-by-node features, blocked update, one shadow tracked, one not."""
+    qr = QuantumReservoir(8, seed=4)
+    state = qr.init_state(2)
+    assert qr._feature_weights is None  # the map would exceed _FEATURE_MAP_BYTES
+    rng = np.random.default_rng(23)
+    for k in range(2):
+        state.rho[k] = _random_density(rng, 256, rank=3 + 60 * k)
+        state.shadow[k] = _random_density(rng, 256, rank=256)
+    state.converged[1] = True
+    refs, shadow = [Reference(qr), Reference(qr)], Reference(qr)
+    for k in range(2):
+        refs[k].rho = state.rho[k].copy()
+    shadow.rho = state.shadow[0].copy()
+    frozen = state.shadow[1].copy()
+    for _ in range(2):
+        u = rng.normal(scale=1.5, size=(2, 1))
+        feats = qr.step(state, u)
+        for k in range(2):
+            np.testing.assert_allclose(feats[k], refs[k].step(u[k]), atol=1e-12, rtol=0)
+            np.testing.assert_allclose(state.rho[k], refs[k].rho, atol=1e-13, rtol=0)
+        shadow.step(u[0])
+        np.testing.assert_allclose(state.shadow[0], shadow.rho, atol=1e-13, rtol=0)
+        np.testing.assert_array_equal(state.shadow[1], frozen)
+        np.testing.assert_array_equal(state.rho, state.rho.conj().transpose(0, 2, 1))
+    assert state.iterations.tolist() == [2, 0]
+    assert state.residual[0] >= _trace_distance(refs[0].rho, shadow.rho) * qr._scale * (1 - 1e-9)
+
+
 def test_report_matches_direct_sums_on_random_states():
     qr = QuantumReservoir(4, seed=3)
     state = qr.init_state(5)

@@ -325,11 +325,15 @@ class QuantumReservoir:
     is kept while it is at most 32 MiB (n ≤ 7 with one input qubit and four nodes), beyond
     which nodes are read one by one as ``Re Σ_j (Aτ)_ij conj(A_ij)``. The state update is the
     last node's ``A τ`` and the upper triangle of ``(A τ) A†``, compiled per source
-    (:mod:`nqp.quantum._reservoir_kernels`, which also packs ``τ`` for the map). Against the
-    batched ``matmul`` it replaced (``bench/quantum.py``, figure ``reservoir_step``, n = 5,
-    1,000 sources, one thread, load ≈ 2) a step took 10.9 µs a source instead of 16.1, and
-    18.3 instead of 26.4 while every shadow is tracked; at n = 6, 7 about 0.65× the time, at
-    n = 8 (node-by-node features) about 1.25× (BLAS wins on 256 × 128 blocks). Reset sources
+    (:mod:`nqp.quantum._reservoir_kernels`, which also packs ``τ`` for the map), at every
+    register size: the update alone (``bench/quantum.py``, figure ``reservoir_update``, one
+    thread, load ≈ 1.4) took 0.43–0.62× the time of BLAS's batched ``matmul`` for n = 5..10
+    (``A τ``, the full ``(A τ) A†`` and the mirror, partial trace not counted): 0.53× at n = 8
+    (256 × 128 blocks), 0.62× at n = 10, so there is no size at which BLAS is taken. The
+    whole step against the NumPy one it replaced (figure ``reservoir_step``, after 400 steps,
+    every washout decided, load ≈ 2) took 9.0 µs a source instead of 15.5 at n = 5 (1,000
+    sources), 1/1.7 of the time at n = 6, 7 and 1/1.2 at n = 8, where features are read node
+    by node with BLAS in both and dominate. Reset sources
     are stepped in chunks of 64 to keep the packed states in cache. With rotation injection
     features are ``diag(ρ) @ signs`` with a ``±1`` table of shape ``(d, n + n(n-1)/2)``.
 
