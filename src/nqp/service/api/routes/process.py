@@ -28,15 +28,16 @@ __all__ = ["Points", "RealtimeRequest", "RealtimeShortcut", "process_realtime", 
 router = APIRouter(prefix="/api/v1/process", tags=["process"])
 
 
-def _no_bools(value: Any) -> Any:
-    def walk(v: Any) -> None:
-        if isinstance(v, bool):
-            raise ValueError("values must be numbers, not booleans")
-        if isinstance(v, list):
-            for x in v:
-                walk(x)
+def _has_bool(value: Any) -> bool:
+    return (
+        value is True or value is False or (isinstance(value, list) and any(map(_has_bool, value)))
+    )
 
-    walk(value)
+
+def _no_bools(value: Any) -> Any:
+    """Refuse booleans anywhere in ``value`` (lax float validation would take them as 0/1)."""
+    if _has_bool(value):
+        raise ValueError("values must be numbers, not booleans")
     return value
 
 
