@@ -552,3 +552,29 @@ def test_batch_after_restart_continues_checkpointed_sources(tmp_path, database_u
         assert _wait(c, admin, r.json()["job_id"])["status"] == "succeeded"
         for s in ["a", "b", "m", "n"]:
             _assert_stored_as_one_stream(c, admin, settings, tenant, s, first + second)
+
+
+def test_plan_groups_each_sources_points_in_request_order(tmp_path):
+    """Univariate points given as numbers, lists or one-element rows form one column;
+    multivariate rows keep their channels."""
+
+    class _Runtime:
+        settings = make_settings(tmp_path)
+
+    body = batch_routes.BatchRequest.model_validate(
+        {
+            "data_points": [
+                {"source": "u", "data": 1.0, "timestamp": 1.0},
+                {"source": "m", "data": [[1.0, 2.0], [3.0, 4.0]], "timestamp": [1.0, 2.0]},
+                {"source": "u", "data": [[2.0], [3.0]], "timestamp": [2.0, 3.0]},
+                {"source": "u", "data": [4.0, 5.0], "timestamp": 4.0},
+                {"source": "m", "data": [[5.0, 6.0]], "timestamp": 3.0},
+            ]
+        }
+    )
+    u, m = batch_routes.plan_batch(body, _Runtime(), now=0.0)  # type: ignore[arg-type]
+    assert (u.source, m.source) == ("u", "m")
+    np.testing.assert_array_equal(u.values, [[1.0], [2.0], [3.0], [4.0], [5.0]])
+    np.testing.assert_array_equal(u.timestamps, [1.0, 2.0, 3.0, 4.0, 4.0])
+    np.testing.assert_array_equal(m.values, [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    np.testing.assert_array_equal(m.timestamps, [1.0, 2.0, 3.0])

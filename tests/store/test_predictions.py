@@ -257,3 +257,16 @@ async def test_insert_is_part_of_the_callers_transaction(session, tenants, rng):
     assert await insert_predictions(session, tenant_id=a, rows=_tuples(_rows(rng, 5))) == 5
     await session.rollback()
     assert await query_predictions(session, tenant_id=a, limit=10) == ([], None)
+
+
+async def test_large_inserts_count_and_keep_the_rows_order(session, tenants, rng):
+    """More rows than one SQLite statement holds (2,048): every statement's new rows are
+    counted, duplicates across statements skipped, ids follow the rows' order."""
+    a, _ = tenants
+    rows = _tuples(_rows(rng, 2300, sources=("s",)))
+    assert await insert_predictions(session, tenant_id=a, rows=rows[:100]) == 100
+    again = rows[50:] + rows[2290:]  # 50 stored before, 10 twice within this call
+    assert await insert_predictions(session, tenant_id=a, rows=again) == 2200
+    await session.commit()
+    stored = (await session.scalars(select(Prediction).order_by(Prediction.id))).all()
+    assert [p.prediction_id for p in stored] == [r[1] for r in rows]

