@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -302,8 +301,8 @@ class _Tally:
 
     def add(self, preds: PredictionBatch) -> None:
         """Count a chunk of predictions (parsed only at the end, for the last one)."""
-        for direction, n in Counter(preds.directions).items():
-            self.directions[direction] += n
+        for direction in self.directions:
+            self.directions[direction] += preds.directions.count(direction)
         self.points += len(preds)
         if len(preds):
             self.last = preds
