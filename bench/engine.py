@@ -2,8 +2,9 @@
 
 Two figures per wave width: ``engine_wave``, every warmed source in every wave (their
 state rows are consecutive, so the engine steps them in place), and ``engine_wave_scattered``,
-each wave a random half of twice as many warmed sources (rows gathered and scattered, as
-concurrent realtime requests for many sources give). Then ``readout_step``: the online
+each wave a random half of twice as many warmed sources (as concurrent realtime requests for
+many sources give: state rows gathered and scattered, the readout's stepped by row index).
+Then ``readout_step``: the online
 readout's update and prediction at the engine's feature count for the widest wave, fused
 (``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
 alternating on copies of the same states (and checked equal bit for bit), and the update
@@ -82,7 +83,7 @@ def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
         start = time.perf_counter()
         _rls_update(
             checked.w, checked.P, checked.resid_var, checked.resid_weight,
-            x[t], y[t], lam, lam, p_max, x[t + 1], row_by_row=False,
+            x[t], y[t], lam, lam, p_max, x[t + 1], np.arange(width), row_by_row=False,
         )  # fmt: skip
         times["update_checked_two_pass"].append(time.perf_counter() - start)
         assert np.array_equal(checked.P, fused.P)

@@ -320,8 +320,11 @@ def test_rls_row_by_row_update_is_bitwise_the_checked_two_pass_update(
     rls = RLSReadout(n_features=d, forgetting=0.9, delta=0.5, variance_cap=variance_cap)
     fast, checked = rls.init_state(n_sources), rls.init_state(n_sources)
     p_max = variance_cap / 0.5
+    every = np.arange(n_sources)
     for t in range(n - 1):
-        assert _surely_finite(fast.w, fast.P, fast.resid_var, fast.resid_weight, x[t], y[t], 0.9)
+        assert _surely_finite(
+            fast.w, fast.P, fast.resid_var, fast.resid_weight, x[t], y[t], 0.9, every
+        )
         got = _rls_update(
             fast.w,
             fast.P,
@@ -333,6 +336,7 @@ def test_rls_row_by_row_update_is_bitwise_the_checked_two_pass_update(
             0.9,
             p_max,
             x[t + 1],
+            every,
         )
         want = _rls_update(
             checked.w,
@@ -345,6 +349,7 @@ def test_rls_row_by_row_update_is_bitwise_the_checked_two_pass_update(
             0.9,
             p_max,
             x[t + 1],
+            every,
             row_by_row=False,
         )
         for g, w in zip(got, want, strict=True):
@@ -359,7 +364,10 @@ def test_rls_huge_but_finite_inputs_take_the_checked_order(rng) -> None:
     state = rls.init_state(2)
     x = np.array([[1e55, 0.0, 1.0], [1.0, 2.0, 3.0]])
     y = np.array([1.0, -1.0])
-    assert not _surely_finite(state.w, state.P, state.resid_var, state.resid_weight, x, y, 0.99)
+    both = np.arange(2)
+    assert not _surely_finite(
+        state.w, state.P, state.resid_var, state.resid_weight, x, y, 0.99, both
+    )
     reference = state.copy()
     rls.learn(state, x, y)
     _rls_update(
@@ -373,12 +381,48 @@ def test_rls_huge_but_finite_inputs_take_the_checked_order(rng) -> None:
         0.99,
         1e4,
         np.empty((0, 3)),
+        both,
         row_by_row=False,
     )
     assert np.isfinite(state.P).all()
     assert np.isfinite(state.w).all()
     for name in ("w", "P", "resid_var", "resid_weight"):
         np.testing.assert_array_equal(getattr(state, name), getattr(reference, name))
+
+
+def test_rls_rows_update_in_place_exactly_as_gathered_rows(rng) -> None:
+    """learn / predict / learn_predict on state rows equal gather, step, scatter back."""
+    n_state, d = 9, 5
+    rls = RLSReadout(n_features=d, forgetting=0.95, variance_cap=50.0)
+    in_place, gathered = rls.init_state(n_state), rls.init_state(n_state)
+    for t in range(40):
+        rows = rng.permutation(n_state)[: rng.integers(1, n_state + 1)]
+        x, x_next = rng.normal(size=(2, rows.size, d))
+        y = rng.normal(size=rows.size)
+        sub = gathered.take(rows)
+        if t % 3 == 0:
+            got = rls.learn_predict(in_place, x, y, x_next, rows=rows)
+            want = rls.learn_predict(sub, x, y, x_next)
+        elif t % 3 == 1:
+            rls.learn(in_place, x, y, rows=rows)
+            rls.learn(sub, x, y)
+            got, want = rls.predict(in_place, x_next, rows=rows), rls.predict(sub, x_next)
+        else:
+            got, want = rls.predict(in_place, x, rows=rows), rls.predict(sub, x)
+        gathered.put(rows, sub)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    assert_states_equal(in_place, gathered)
+    before = in_place.copy()
+    with pytest.raises(InvalidInputError, match="distinct"):
+        rls.learn(in_place, np.ones((2, d)), np.ones(2), rows=[3, 3])
+    with pytest.raises(InvalidInputError, match=r"rows must lie in \[0, 9\)"):
+        rls.learn(in_place, np.ones((1, d)), np.ones(1), rows=[9])
+    with pytest.raises(InvalidInputError, match="rows must be 2 integer indices"):
+        rls.predict(in_place, np.ones((2, d)), rows=[0.0, 1.0])
+    with pytest.raises(InvalidInputError, match="gather the state rows"):
+        rls.predict(in_place, np.ones((2, d)))
+    assert_states_equal(in_place, before)
 
 
 def test_rls_P_stays_exactly_symmetric(rng) -> None:

@@ -406,13 +406,40 @@ class RLSReadout:
                 f"X has {x.shape[-1]} features but the readout has n_features={d}; "
                 f"got shape {x.shape}."
             )
-        if state.w.shape != (x.shape[0], d) or state.P.shape != (x.shape[0], d, d):
-            raise InvalidInputError(
-                f"state holds w of shape {state.w.shape} and P of shape {state.P.shape} "
-                f"(n_sources, ...) but X has shape {x.shape} with {x.shape[0]} sources; "
-                f"gather the state rows of the sources in the batch."
-            )
         return x
+
+    @staticmethod
+    def _check_rows(
+        state: RLSState, rows: ArrayLike | None, x_shape: tuple[int, ...]
+    ) -> NDArray[np.intp]:
+        """The state rows of the batch's sources: ``rows``, or every row in order."""
+        batch, d = x_shape[0], x_shape[-1]
+        n = state.w.shape[0]
+        if state.w.shape != (n, d) or state.P.shape != (n, d, d):
+            raise InvalidInputError(
+                f"state holds w of shape {state.w.shape} and P of shape {state.P.shape}; "
+                f"expected (n_sources, {d}) and (n_sources, {d}, {d})."
+            )
+        if rows is None:
+            if n != batch:
+                raise InvalidInputError(
+                    f"state holds w of shape {state.w.shape} and P of shape {state.P.shape} "
+                    f"(n_sources, ...) but X has shape {x_shape} with {batch} sources; "
+                    f"gather the state rows of the sources in the batch, or pass rows."
+                )
+            return np.arange(batch)
+        r = np.asarray(rows)
+        if r.shape != (batch,) or (r.size and not np.issubdtype(r.dtype, np.integer)):
+            raise InvalidInputError(
+                f"rows must be {batch} integer indices (one per source in X); got an array "
+                f"of shape {r.shape} and dtype {r.dtype}."
+            )
+        r = r.astype(np.intp, copy=False)
+        if r.size and (r.min() < 0 or r.max() >= n):
+            raise InvalidInputError(f"rows must lie in [0, {n}) (the state's sources).")
+        if np.unique(r).size != r.size:
+            raise InvalidInputError("rows must be distinct: one learner per source.")
+        return r
 
     @staticmethod
     def _check_y(y: ArrayLike, shape: tuple[int, ...], x_shape: tuple[int, ...]) -> NDArray[Any]:
@@ -425,16 +452,20 @@ class RLSReadout:
 
     # -- prediction ----------------------------------------------------------------------
     def predict(
-        self, state: RLSState, X: ArrayLike
+        self, state: RLSState, X: ArrayLike, *, rows: ArrayLike | None = None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Predictive mean and standard deviation, one per source.
 
         Parameters
         ----------
         state : RLSState
-            Learners of the ``batch`` sources in ``X``, row for row (not modified).
+            Learners of the ``batch`` sources in ``X``, row for row (not modified), or of
+            more sources with ``rows``.
         X : array-like of shape (batch, n_features)
             One feature vector per source (float32 is promoted to float64).
+        rows : array-like of int of shape (batch,), optional
+            The distinct state rows of the sources in ``X`` (default: every row, in order):
+            the learners are read where they are, not gathered first.
 
         Returns
         -------
@@ -450,23 +481,29 @@ class RLSReadout:
         """
         self._check_params()
         x = self._check_X(state, X, ndim=2)
-        mean, h = _rls_predict(state.w, state.P, np.ascontiguousarray(x))
-        var = np.maximum(state.resid_var, _VAR_FLOOR) * (1.0 + h / float(self.forgetting))
+        r = self._check_rows(state, rows, x.shape)
+        mean, h = _rls_predict(state.w, state.P, np.ascontiguousarray(x), r)
+        var = np.maximum(state.resid_var[r], _VAR_FLOOR) * (1.0 + h / float(self.forgetting))
         return mean, np.sqrt(var)
 
     # -- learning ------------------------------------------------------------------------
-    def learn(self, state: RLSState, X: ArrayLike, y: ArrayLike) -> None:
+    def learn(
+        self, state: RLSState, X: ArrayLike, y: ArrayLike, *, rows: ArrayLike | None = None
+    ) -> None:
         """Learn one outcome per source, in place.
 
         Parameters
         ----------
         state : RLSState
-            Learners of the ``batch`` sources, row for row; updated in place, and left
-            untouched if anything is rejected.
+            Learners of the ``batch`` sources, row for row (or of more sources with
+            ``rows``); updated in place, and left untouched if anything is rejected.
         X : array-like of shape (batch, n_features)
             The features the outcome belongs to (those the prediction was made from).
         y : array-like of shape (batch,)
             Realised targets.
+        rows : array-like of int of shape (batch,), optional
+            The distinct state rows of the sources (default: every row, in order): the
+            learners are updated where they are, with no gather and scatter copies.
 
         Raises
         ------
@@ -477,7 +514,8 @@ class RLSReadout:
         self._check_params()
         x = self._check_X(state, X, ndim=2)
         y_arr = self._check_y(y, (x.shape[0],), x.shape)
-        self._step(state, np.ascontiguousarray(x), np.ascontiguousarray(y_arr))
+        r = self._check_rows(state, rows, x.shape)
+        self._step(state, np.ascontiguousarray(x), np.ascontiguousarray(y_arr), r)
 
     def learn_many(self, state: RLSState, X: ArrayLike, y: ArrayLike) -> None:
         """Learn ``n_steps`` consecutive outcomes per source; same as repeated :meth:`learn`.
@@ -495,14 +533,21 @@ class RLSReadout:
         self._check_params()
         x = self._check_X(state, X, ndim=3)
         y_arr = self._check_y(y, x.shape[:2], x.shape)
+        r = self._check_rows(state, None, x.shape)
         work = state.copy()
         for t in range(x.shape[1]):
-            self._step(work, np.ascontiguousarray(x[:, t]), np.ascontiguousarray(y_arr[:, t]))
+            self._step(work, np.ascontiguousarray(x[:, t]), np.ascontiguousarray(y_arr[:, t]), r)
         for name, arr in state.arrays().items():
             arr[...] = getattr(work, name)
 
     def learn_predict(
-        self, state: RLSState, X_learn: ArrayLike, y: ArrayLike, X: ArrayLike
+        self,
+        state: RLSState,
+        X_learn: ArrayLike,
+        y: ArrayLike,
+        X: ArrayLike,
+        *,
+        rows: ArrayLike | None = None,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """:meth:`learn` of ``(X_learn, y)``, then :meth:`predict` of ``X``, for the same sources.
 
@@ -521,6 +566,8 @@ class RLSReadout:
             Realised targets.
         X : array-like of shape (batch, n_features)
             The features to predict from, with the updated learners.
+        rows : array-like of int of shape (batch,), optional
+            As in :meth:`learn`.
 
         Returns
         -------
@@ -531,14 +578,16 @@ class RLSReadout:
         x_learn = self._check_X(state, X_learn, ndim=2)
         y_arr = self._check_y(y, (x_learn.shape[0],), x_learn.shape)
         x = self._check_X(state, X, ndim=2)
-        h = self._step(
-            state,
-            np.ascontiguousarray(x_learn),
-            np.ascontiguousarray(y_arr),
-            np.ascontiguousarray(x),
-        )
-        mean = _rows_dot(state.w, x)
-        var = np.maximum(state.resid_var, _VAR_FLOOR) * (1.0 + h / float(self.forgetting))
+        if x.shape != x_learn.shape:
+            raise InvalidInputError(
+                f"X must have the shape of X_learn {x_learn.shape} (the same sources); "
+                f"got {x.shape}."
+            )
+        r = self._check_rows(state, rows, x.shape)
+        x = np.ascontiguousarray(x)
+        h = self._step(state, np.ascontiguousarray(x_learn), np.ascontiguousarray(y_arr), r, x)
+        mean = _rows_dot(state.w, x, r)
+        var = np.maximum(state.resid_var[r], _VAR_FLOOR) * (1.0 + h / float(self.forgetting))
         return mean, np.sqrt(var)
 
     def _step(
@@ -546,9 +595,10 @@ class RLSReadout:
         state: RLSState,
         x: NDArray[np.float64],
         y: NDArray[np.float64],
+        rows: NDArray[np.intp],
         x_next: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
-        """One RLS update of every row, in place; nothing changes if any row would overflow.
+        """One RLS update of the state ``rows``, in place; nothing changes if any would overflow.
 
         Returns ``max(x_next^T P x_next, 0)`` per row with the updated ``P`` (shape
         (batch,)), or an empty array without ``x_next``.
@@ -558,7 +608,7 @@ class RLSReadout:
         p_max = math.inf if self.variance_cap is None else float(self.variance_cap / self.delta)
         nxt = np.empty((0, x.shape[1])) if x_next is None else x_next
         h, ok = _rls_update(
-            state.w, state.P, state.resid_var, state.resid_weight, x, y, lam, mu, p_max, nxt
+            state.w, state.P, state.resid_var, state.resid_weight, x, y, lam, mu, p_max, nxt, rows
         )
         if not ok.all():
             rows = np.flatnonzero(~ok)
@@ -566,7 +616,7 @@ class RLSReadout:
                 f"The RLS update overflowed for {rows.size} source row(s) (first at row "
                 f"{int(rows[0])}): the features or targets are too large; rescale them."
             )
-        state.count += 1
+        state.count[rows] += 1
         return h
 
 
@@ -591,29 +641,32 @@ def _sym_matvec(P: NDArray[np.float64], x: NDArray[np.float64], u: NDArray[np.fl
 
 
 @numba.njit(cache=True)
-def _rows_dot(w: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per row: ``w^T x`` (summed in index order)."""  # pragma: no cover - compiled
+def _rows_dot(
+    w: NDArray[np.float64], x: NDArray[np.float64], rows: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    """Per batch row ``b``: ``w[rows[b]]^T x[b]`` (summed in index order)."""  # pragma: no cover
     n, d = x.shape
     mean = np.empty(n)
     for b in range(n):
+        r = rows[b]
         m = 0.0
         for i in range(d):
-            m += w[b, i] * x[b, i]
+            m += w[r, i] * x[b, i]
         mean[b] = m
     return mean
 
 
 @numba.njit(cache=True)
 def _rls_predict(
-    w: NDArray[np.float64], P: NDArray[np.float64], x: NDArray[np.float64]
+    w: NDArray[np.float64], P: NDArray[np.float64], x: NDArray[np.float64], rows: NDArray[np.intp]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # pragma: no cover - compiled
-    """Per row: ``w^T x`` and ``max(x^T P x, 0)``."""
+    """Per batch row ``b``, state row ``r = rows[b]``: ``w_r^T x_b``, ``max(x_b^T P_r x_b, 0)``."""
     n, d = x.shape
     h = np.empty(n)
     u = np.empty(d)
     for b in range(n):
-        h[b] = _sym_matvec(P[b], x[b], u)
-    return _rows_dot(w, x), h
+        h[b] = _sym_matvec(P[rows[b]], x[b], u)
+    return _rows_dot(w, x, rows), h
 
 
 _SURE = 1e100  # bounds below this leave every intermediate of an update far from overflow
@@ -738,8 +791,11 @@ def _surely_finite(
     x: NDArray[np.float64],
     y: NDArray[np.float64],
     lam: float,
+    rows: NDArray[np.intp],
 ) -> bool:  # pragma: no cover - compiled
     """Whether no row's update can overflow, from bounds that read only ``diag(P)``.
+
+    Batch row ``b`` belongs to state row ``rows[b]``.
 
     For positive semidefinite ``P`` with ``D = max_i P_ii``, ``S = sum_i |x_i|`` and
     ``E = |y| + sum_i |w_i x_i|``: ``|(P x)_i| <= D S``, ``h <= D S^2``, ``|e| <= E`` and
@@ -748,23 +804,24 @@ def _surely_finite(
     """
     n, d = x.shape
     for b in range(n):
+        r = rows[b]
         D = 0.0
         S = 0.0
         E = abs(y[b])
         Wm = 0.0
         for i in range(d):
-            D = max(D, abs(P[b, i, i]))
+            D = max(D, abs(P[r, i, i]))
             S += abs(x[b, i])
-            E += abs(w[b, i] * x[b, i])
-            Wm = max(Wm, abs(w[b, i]))
+            E += abs(w[r, i] * x[b, i])
+            Wm = max(Wm, abs(w[r, i]))
         DS = D * S
         bounds = (
             DS * S,  # h
             E * E,  # lam e^2 / den, and so the residual variance
             Wm + DS * E / lam,  # the new w
             (D + DS * DS / lam) / lam,  # entries of the new P
-            abs(resid_var[b]),
-            abs(resid_weight[b]),
+            abs(resid_var[r]),
+            abs(resid_weight[r]),
         )
         for bound in bounds:
             if not bound < _SURE:  # also NaN
@@ -784,10 +841,12 @@ def _rls_update(
     mu: float,
     p_max: float,
     x_next: NDArray[np.float64],
+    rows: NDArray[np.intp],
     row_by_row: bool = True,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:  # pragma: no cover - compiled
-    """One RLS update of every row, in place, unless a row would overflow.
+    """One RLS update of the state rows ``rows`` (distinct) from batch rows ``x``, ``y``.
 
+    In place, unless a row would overflow.
     Returns ``h`` (``max(x_next^T P x_next, 0)`` per row of the new ``P`` when ``x_next``
     has shape (n, d), else empty) and ``ok`` per row; if any row is not ok nothing was
     written. When ``row_by_row`` and :func:`_surely_finite` hold, each row is prepared and
@@ -801,37 +860,40 @@ def _rls_update(
     none = np.empty(0)
     u = np.empty(d)
     g = np.empty(d)
-    if row_by_row and _surely_finite(w, P, resid_var, resid_weight, x, y, lam):
+    if row_by_row and _surely_finite(w, P, resid_var, resid_weight, x, y, lam, rows):
         w_new = np.empty(d)
         v = np.empty(d)
         for b in range(n):
+            r = rows[b]
             rv, rw, good = _prepare_row(
-                w[b], P[b], resid_var[b], resid_weight[b], x[b], y[b], lam, mu, w_new, v
+                w[r], P[r], resid_var[r], resid_weight[r], x[b], y[b], lam, mu, w_new, v
             )
             if not good:  # excluded by the bounds for positive semidefinite P
                 raise FloatingPointError("RLS update overflowed past its bounds")
-            hb = _apply_row(P[b], v, lam, p_max, x_next[b] if with_x else none, u, g)
+            hb = _apply_row(P[r], v, lam, p_max, x_next[b] if with_x else none, u, g)
             if with_x:
                 h[b] = hb
-            w[b] = w_new
-            resid_var[b] = rv
-            resid_weight[b] = rw
+            w[r] = w_new
+            resid_var[r] = rv
+            resid_weight[r] = rw
         return h, ok
     w_new_all = np.empty((n, d))
     v_all = np.empty((n, d))
     rv_all = np.empty(n)
     rw_all = np.empty(n)
     for b in range(n):
+        r = rows[b]
         rv_all[b], rw_all[b], ok[b] = _prepare_row(
-            w[b], P[b], resid_var[b], resid_weight[b], x[b], y[b], lam, mu, w_new_all[b], v_all[b]
+            w[r], P[r], resid_var[r], resid_weight[r], x[b], y[b], lam, mu, w_new_all[b], v_all[b]
         )
     if not ok.all():
         return h, ok
     for b in range(n):
-        hb = _apply_row(P[b], v_all[b], lam, p_max, x_next[b] if with_x else none, u, g)
+        r = rows[b]
+        hb = _apply_row(P[r], v_all[b], lam, p_max, x_next[b] if with_x else none, u, g)
         if with_x:
             h[b] = hb
-    w[...] = w_new_all
-    resid_var[...] = rv_all
-    resid_weight[...] = rw_all
+        w[r] = w_new_all[b]
+        resid_var[r] = rv_all[b]
+        resid_weight[r] = rw_all[b]
     return h, ok

@@ -320,6 +320,7 @@ class Pipeline:
         timestamp: NDArray[np.float64],
         neuro_on: NDArray[np.bool_],
         quantum_on: NDArray[np.bool_],
+        readout_rows: NDArray[np.intp] | None = None,
     ) -> WaveResult:
         """Advance ``B`` sources by one point each, in place on the gathered states ``st``.
 
@@ -336,6 +337,10 @@ class Pipeline:
             Seconds since the epoch.
         neuro_on, quantum_on : ndarray of shape (B,), bool
             Which engines run for each source.
+        readout_rows : ndarray of shape (B,), int, optional
+            If given, ``st["readout"]`` is the store's whole readout state and these are
+            the wave's (distinct) rows in it: the learners, 75 kB a source, are stepped
+            where they are instead of being gathered and scattered back.
         """
         eng = self.settings.engine
         meta: MetaState = st["meta"]
@@ -392,6 +397,8 @@ class Pipeline:
             anomaly_pred[rows] = _surprise((y - mean_p) / scale_p)
             if rows.size == B:  # every source learns: fused with the prediction (step 4)
                 learn = (feats, y)
+            elif readout_rows is not None:
+                self.readout.learn(st["readout"], feats, y, rows=readout_rows[rows])
             else:
                 readout_st = _rows_of(st["readout"], rows, B)
                 self.readout.learn(readout_st, feats, y)
@@ -496,9 +503,11 @@ class Pipeline:
             axis=1,
         )
         if learn is None:
-            mean, scale = self.readout.predict(st["readout"], feats)
+            mean, scale = self.readout.predict(st["readout"], feats, rows=readout_rows)
         else:  # the readout learns the outcomes of step 1 first (nothing since has read it)
-            mean, scale = self.readout.learn_predict(st["readout"], *learn, feats)
+            mean, scale = self.readout.learn_predict(
+                st["readout"], *learn, feats, rows=readout_rows
+            )
         p_raw = ndtr(mean / scale)
         q = self.calibrator.transform(st["calibrator"], p_raw)
         warming = meta.n_outcomes < eng.warmup

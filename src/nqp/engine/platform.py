@@ -486,10 +486,19 @@ class Platform:
                 neuro_on[b] = p.config.neuromorphic_enabled
                 quantum_on[b] = p.config.quantum_enabled
             start = time.perf_counter()
-            gathered = {name: state.take(span) for name, state in self.store.states.items()}
-            out = self.pipeline.step(gathered, x, ts, neuro_on, quantum_on)
+            # Scattered rows are gathered into copies and put back after the step, except
+            # the readout's (its P is most of a source's state): it is stepped by row index.
+            by_index = not isinstance(span, slice)
+            gathered = {
+                name: state if by_index and name == "readout" else state.take(span)
+                for name, state in self.store.states.items()
+            }
+            out = self.pipeline.step(
+                gathered, x, ts, neuro_on, quantum_on, readout_rows=rows if by_index else None
+            )
             for name, state in self.store.states.items():
-                state.put(span, gathered[name])
+                if gathered[name] is not state:
+                    state.put(span, gathered[name])
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             targets = meta.target[rows]
             preds = self._predictions(
