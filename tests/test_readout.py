@@ -422,6 +422,8 @@ def test_rls_rows_update_in_place_exactly_as_gathered_rows(rng) -> None:
         rls.predict(in_place, np.ones((2, d)), rows=[0.0, 1.0])
     with pytest.raises(InvalidInputError, match="gather the state rows"):
         rls.predict(in_place, np.ones((2, d)))
+    with pytest.raises(InvalidInputError, match=r"X must have the shape of X_learn \(2, 5\)"):
+        rls.learn_predict(in_place, np.ones((2, d)), np.ones(2), np.ones((3, d)), rows=[0, 1])
     assert_states_equal(in_place, before)
 
 

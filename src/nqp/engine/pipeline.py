@@ -25,7 +25,7 @@ caller scatters them back only after the whole wave succeeded.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -192,6 +192,10 @@ class Pipeline:
         Engine, neuromorphic and quantum settings; ``settings.seed`` seeds every random
         structure (reservoir weights, encoder layout, projections, quantum disorder).
     """
+
+    #: Components :meth:`step` can take whole, with the wave's rows (``readout_rows``),
+    #: instead of as gathered copies: most of a source's state, stepped where it is.
+    by_row_index: ClassVar[frozenset[str]] = frozenset({"readout"})
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

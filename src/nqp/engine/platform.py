@@ -487,10 +487,11 @@ class Platform:
                 quantum_on[b] = p.config.quantum_enabled
             start = time.perf_counter()
             # Scattered rows are gathered into copies and put back after the step, except
-            # the readout's (its P is most of a source's state): it is stepped by row index.
+            # the components the pipeline steps by row index (most of a source's state).
             by_index = not isinstance(span, slice)
+            whole = self.pipeline.by_row_index if by_index else frozenset()
             gathered = {
-                name: state if by_index and name == "readout" else state.take(span)
+                name: state if name in whole else state.take(span)
                 for name, state in self.store.states.items()
             }
             out = self.pipeline.step(
