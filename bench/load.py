@@ -19,6 +19,10 @@ Client and server share the machine's cores (2 on the dev boxes): every figure c
 the load average and the server's CPU seconds per request (from /proc). Bounded: each
 phase lasts ``--duration`` seconds, the whole run stops by itself; loopback only.
 
+NQP phases also give, from the gateway's own Prometheus histograms over the phase, the
+engine calls per second, items per call, mean engine time per call and the share of the
+phase the engine was busy, and the mean time from submission to result (queue + engine).
+
 Prints one JSON line per figure. Run: ``.venv/bin/python bench/load.py [--duration 10]``.
 Profile the server during saturation with ``--profile out.txt`` (needs py-spy).
 """
@@ -301,7 +305,37 @@ async def _run_phase(
     }
 
 
+def _stage_sums(port: int, key: str) -> dict[str, float]:
+    """Sums and counts of the gateway's engine/request stage and batch-size histograms."""
+    _, metrics = _http_json("GET", f"http://127.0.0.1:{port}/api/v1/metrics", key)
+    out: dict[str, float] = {}
+    for name in ("nqp_stage_seconds_sum", "nqp_stage_seconds_count"):
+        for sample in metrics.get(name, []):
+            out[f"{sample['labels'].get('stage')}_{name.rsplit('_', 1)[1]}"] = sample["value"]
+    for name in ("nqp_batch_size_sum", "nqp_batch_size_count"):
+        for sample in metrics.get(name, []):
+            out[name] = sample["value"]
+    return out
+
+
+def _stages(before: dict[str, float], after: dict[str, float], elapsed_s: float) -> dict:
+    """Where a phase's time went: engine calls (mean ms, items, busy share), submit→result."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    calls = d.get("engine_count", 0.0)
+    requests = d.get("request_count", 0.0)
+    return {
+        "engine_calls_per_s": round(calls / elapsed_s, 1),
+        "items_per_call": round(d.get("nqp_batch_size_sum", 0.0) / calls, 1) if calls else None,
+        "engine_ms_per_call": round(1000 * d.get("engine_sum", 0.0) / calls, 2) if calls else None,
+        "engine_busy": round(d.get("engine_sum", 0.0) / elapsed_s, 2),
+        "submit_to_result_ms": round(1000 * d.get("request_sum", 0.0) / requests, 2)
+        if requests
+        else None,
+    }
+
+
 def _phase(target: str, port: int, pid: int, path: str, key: str, reqs, rate, args) -> dict:
+    stages0 = _stage_sums(port, key) if target == "nqp" else None
     cpu0 = _cpu_s(pid)
     res = asyncio.run(
         _run_phase(
@@ -327,6 +361,8 @@ def _phase(target: str, port: int, pid: int, path: str, key: str, reqs, rate, ar
             "loadavg_1m": round(os.getloadavg()[0], 2),
         }
     )
+    if stages0 is not None:
+        res.update(_stages(stages0, _stage_sums(port, key), res["elapsed_s"]))
     print(json.dumps(res), flush=True)
     return res
 

@@ -71,6 +71,24 @@ def test_same_predictions_as_the_platform(host):
     assert set(rates) <= {"t/s0"}
 
 
+def test_batches_carry_their_sources_rolling_hit_rate(host):
+    """Each batch brings the hit rate the platform reports once the call has run: none
+    before any scored outcome, then the same number ``rolling_hit_rates`` gives."""
+    first = host.process_json([ProcessItem("t/up", 1.0, 1.0, None)])
+    assert first[0].hit_rate is None
+    trend = np.arange(2.0, 62.0) + np.sin(np.arange(60))  # scored outcomes past warm-up
+    items = [
+        ProcessItem("t/up", trend[:30].tolist(), (2.0 + np.arange(30)).tolist(), None),
+        ProcessItem("t/other", 1.0, 1.0, None),
+        ProcessItem("t/up", trend[30:].tolist(), (32.0 + np.arange(30)).tolist(), None),
+    ]
+    got = host.process_json(items)
+    rate = host.rolling_hit_rates(["t/up"])["t/up"]
+    assert 0.0 <= rate <= 1.0
+    assert got[0].hit_rate == got[2].hit_rate == rate  # the state after the whole call
+    assert got[1].hit_rate is None
+
+
 def test_errors_cross_the_pipe_and_change_nothing(host):
     host.process_json([ProcessItem("t/a", 1.0, 1.0, None)])
     with pytest.raises(InvalidInputError, match="finite"):

@@ -212,6 +212,11 @@ def test_metrics(client, admin_key):
     assert "nqp_http_requests_total" in text
     assert "nqp_batch_size_bucket" in text
     assert 'nqp_predictions_total{direction="hold"} 2.0' in text  # both points in warm-up
+    assert "\nnqp_queue_depth 0.0\n" in text  # read from the batcher when scraped
+    assert (
+        'nqp_http_requests_total{method="POST",route="/api/v1/process/realtime",status="200"} 1.0'
+        in text
+    )
     js = client.get("/api/v1/metrics", headers=auth(admin_key)).json()
     assert "nqp_stage_seconds_count" in js
 
@@ -235,6 +240,12 @@ def test_rolling_hit_rate_gauge_follows_the_source(client, admin_key):
     assert float(line.group(1)) == pytest.approx(summary["rolling_hit_rate"])
     assert client.delete("/api/v1/sources/sine", headers=auth(admin_key)).status_code == 204
     assert 'source="sine"' not in client.get("/metrics").text
+    # a source made again after its erasure is exported again (no stale metric child kept)
+    r = client.post(
+        "/api/v1/process/realtime", json={"source": "sine", "data": values}, headers=auth(admin_key)
+    )
+    assert r.status_code == 200
+    assert 'nqp_source_rolling_hit_rate{source="sine"' in client.get("/metrics").text
 
 
 def test_websocket_live_predictions_with_filters(client, admin_key):

@@ -75,6 +75,10 @@ class PredictionBatch:
     bodies : list of str
         Per prediction, its JSON object after the ``prediction_id`` and ``source``
         members (``'"sequence":…}'``); :meth:`payloads` puts the head back.
+    hit_rate : float or None
+        The source's exponentially weighted realised hit rate once the engine call that
+        made the batch had run (:meth:`Platform.rolling_hit_rates`; None while it has
+        none), for the per-source metric without a second engine round trip.
 
     Examples
     --------
@@ -92,9 +96,16 @@ class PredictionBatch:
     directions: list[str]
     confidences: list[float]
     bodies: list[str]
+    hit_rate: float | None = None
 
     @classmethod
-    def from_dicts(cls, source: str, predictions: Iterable[Mapping[str, Any]]) -> PredictionBatch:
+    def from_dicts(
+        cls,
+        source: str,
+        predictions: Iterable[Mapping[str, Any]],
+        *,
+        hit_rate: float | None = None,
+    ) -> PredictionBatch:
         """Encode JSON-ready prediction dicts (``Prediction.model_dump(mode="json")``).
 
         Each dict's members must start with ``prediction_id`` and ``source`` (the model's
@@ -120,7 +131,7 @@ class PredictionBatch:
             confidences.append(p["confidence"])
             rest = {k: v for k, v in p.items() if k != "prediction_id" and k != "source"}
             bodies.append(orjson.dumps(rest, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:])
-        return cls(source, ids, seqs, stamps, directions, confidences, bodies)
+        return cls(source, ids, seqs, stamps, directions, confidences, bodies, hit_rate)
 
     def __len__(self) -> int:
         return len(self.bodies)
@@ -143,17 +154,18 @@ class PredictionBatch:
 
 
 def _encode(
-    items: Sequence[ProcessItem], results: list[list[dict[str, Any]]]
+    platform: Platform, items: Sequence[ProcessItem], results: list[list[dict[str, Any]]]
 ) -> list[PredictionBatch]:
     """The platform's JSON-ready predictions of ``items``, one batch per item."""
+    rates = platform.rolling_hit_rates({item.source for item in items})
     return [
-        PredictionBatch.from_dicts(item.source, preds)
+        PredictionBatch.from_dicts(item.source, preds, hit_rate=rates.get(item.source))
         for item, preds in zip(items, results, strict=True)
     ]
 
 
 _CALLS: dict[str, Any] = {
-    "process_json": lambda p, items: _encode(items, p.process_many_json(items)),
+    "process_json": lambda p, items: _encode(p, items, p.process_many_json(items)),
     "rolling_hit_rates": lambda p, sources: p.rolling_hit_rates(sources),
     "known_of": lambda p, sources: [s for s in sources if p.store.known(s)],
     "sources": lambda p: p.sources(),
@@ -200,7 +212,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
                 run = platform.prepare_json(*args)
                 conn.send(("ready", None))
                 decision, _ = conn.recv()
-                result = ("ok", _encode(args[0], run()) if decision == "go" else None)
+                result = ("ok", _encode(platform, args[0], run()) if decision == "go" else None)
             else:
                 result = ("ok", _CALLS[name](platform, *args))
         except (EOFError, OSError):

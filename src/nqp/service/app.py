@@ -128,8 +128,9 @@ class _Observe:
             path = getattr(route, "path", None) or "unmatched"
             runtime = self.runtime_getter()
             if runtime is not None:
-                runtime.metrics.requests.labels(path, scope["method"], str(status)).inc()
-                runtime.metrics.latency.labels(path).observe(elapsed)
+                metrics = runtime.metrics
+                metrics.child(metrics.requests, path, scope["method"], str(status)).inc()
+                metrics.child(metrics.latency, path).observe(elapsed)
             if log.isEnabledFor(logging.DEBUG):  # access log: NQP_LOG_LEVEL=debug
                 log.debug(
                     json.dumps(

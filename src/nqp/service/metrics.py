@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["Metrics"]
@@ -10,9 +13,15 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 class Metrics:
-    """Counters, gauges and histograms exported at ``/metrics``."""
+    """Counters, gauges and histograms exported at ``/metrics``.
+
+    Hot paths take labelled children through :meth:`child`, which looks each one up once:
+    ``labels()`` validates and hashes its values on every call, which cost more than the
+    update itself at thousands of requests a second.
+    """
 
     def __init__(self) -> None:
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -49,6 +58,20 @@ class Metrics:
         )
         self.errors = Counter("nqp_errors", "Errors by kind", ["kind"], registry=r)
         self.ws_clients = Gauge("nqp_websocket_clients", "Connected WebSocket clients", registry=r)
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once and kept."""
+        key = (id(metric), *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
+    def remove(self, metric: Any, *values: str) -> None:
+        """Drop the child ``values`` of ``metric`` (absent: nothing to do)."""
+        self._children.pop((id(metric), *values), None)
+        with contextlib.suppress(KeyError):
+            metric.remove(*values)
 
     def render(self) -> bytes:
         """Prometheus text exposition format."""

@@ -90,6 +90,7 @@ class Runtime:
         self.metrics = Metrics()
         # labelled children looked up once: a lookup per request cost more than the update
         self._request_stage = self.metrics.stage.labels("request")
+        self._engine_stage = self.metrics.stage.labels("engine")
         self._by_direction = {d: self.metrics.predictions.labels(d) for d in ("up", "down", "hold")}
         self.hub = PredictionHub()
         # distributed mode: workers own the engine state; this gateway relays over Kafka and
@@ -119,6 +120,8 @@ class Runtime:
             max_wait_ms=svc.batch_max_wait_ms,
             max_queue=svc.queue_max,
         )
+        # read when scraped: no gauge update per request
+        self.metrics.queue_depth.set_function(lambda: self.batcher.queue_depth)
         self.started_at = time.time()
         self.jwt_secret = ""
         self._writer = _Writer()
@@ -436,10 +439,13 @@ class Runtime:
         """Runs in the batcher's worker thread (waiting on the engine process)."""
         start = time.perf_counter()
         out = self.platform.process_json(items)
-        self.metrics.stage.labels("engine").observe(time.perf_counter() - start)
+        self._engine_stage.observe(time.perf_counter() - start)
         self.metrics.batch_size.observe(len(items))
-        for internal, rate in self.platform.rolling_hit_rates({i.source for i in items}).items():
-            self.metrics.hit_rate.labels(*public_source(internal)).set(rate)
+        metrics = self.metrics
+        rates = {item.source: batch.hit_rate for item, batch in zip(items, out, strict=True)}
+        for internal, rate in rates.items():
+            if rate is not None:
+                metrics.child(metrics.hit_rate, *public_source(internal)).set(rate)
         return out
 
     async def ensure_restored(self, internal: str) -> None:
@@ -571,7 +577,6 @@ class Runtime:
             return batch
         await self.ensure_restored(internal)
         wait_start = time.perf_counter()
-        self.metrics.queue_depth.set(self.batcher.queue_depth)
         made = await self.batcher.submit(
             ProcessItem(internal, item.data, item.timestamp, item.config)
         )
@@ -740,15 +745,13 @@ class Runtime:
             async with self.sessions() as session:
                 await store.delete_jobs_for_source(session, tenant_id=tenant_id, source=source)
                 await session.commit()
-            with contextlib.suppress(KeyError):
-                self.metrics.hit_rate.remove(tenant_id, source)
+            self.metrics.remove(self.metrics.hit_rate, tenant_id, source)
             return existed
         await self._flush_writer()
         existed = await asyncio.to_thread(self.platform.forget, internal)
         self._known.discard(internal)
         self._dirty.discard(internal)
-        with contextlib.suppress(KeyError):
-            self.metrics.hit_rate.remove(tenant_id, source)
+        self.metrics.remove(self.metrics.hit_rate, tenant_id, source)
         async with self.sessions() as session:
             n_pred = await store.delete_predictions(session, tenant_id=tenant_id, source=source)
             had_ckpt = await store.delete_checkpoint(session, tenant_id=tenant_id, source=source)
