@@ -320,6 +320,8 @@ class Platform:
             and all(type(v) is float and -MAX_ABS_VALUE <= v <= MAX_ABS_VALUE for v in data)
         ):
             return np.array(data, dtype=np.float64)[:, None]
+        if type(data) is float and -MAX_ABS_VALUE <= data <= MAX_ABS_VALUE:  # one point
+            return np.array([[data]], dtype=np.float64)
         if isinstance(data, bool | str | bytes) or data is None:
             raise InvalidInputError(f"{where} must be a number or a list of numbers.")
         if isinstance(data, int | float | np.number):
@@ -363,10 +365,10 @@ class Platform:
     def _parse_timestamps(where: str, timestamp: Any, n: int) -> NDArray[np.float64]:
         if timestamp is None:
             return np.full(n, time.time())
-        if n == 1 and type(timestamp) is list and len(timestamp) == 1:
-            (t,) = timestamp
-            if type(t) is float and math.isfinite(t):  # the common case, without numpy
-                return np.array(timestamp, dtype=np.float64)
+        if n == 1:  # the common cases, without numpy's checks
+            t = timestamp[0] if type(timestamp) is list and len(timestamp) == 1 else timestamp
+            if type(t) is float and math.isfinite(t):
+                return np.array([t], dtype=np.float64)
         if isinstance(timestamp, bool):
             raise InvalidInputError(f"{where} must be seconds since the epoch.")
         if isinstance(timestamp, int | float | np.number):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -55,7 +57,8 @@ def as_raster(raster: ArrayLike, *, name: str = "raster") -> tuple[NDArray[np.fl
 
 def unbatch(values: NDArray[np.float64], batched: bool) -> Strength:
     """Clip strengths to [0, 1]; a plain float when the input had no batch axis."""
-    out = np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
+    values = np.asarray(values, dtype=np.float64)
+    out = np.clip(np.where(np.isnan(values), 0.0, values), 0.0, 1.0)  # ±inf clip to 0/1
     return out if batched else float(out[0])
 
 
@@ -94,12 +97,18 @@ def group_traces(raster3: NDArray[np.float64], n_groups: int) -> NDArray[np.floa
     -------
     ndarray of shape (batch, n_bins, n_groups_used), float64
     """
-    n_neurons = raster3.shape[2]
+    return raster3 @ _membership(raster3.shape[2], n_groups)
+
+
+@functools.cache
+def _membership(n_neurons: int, n_groups: int) -> NDArray[np.float64]:
+    """(n_neurons, groups used) weights of :func:`group_traces`; read-only, made once."""
     g = max(1, min(n_groups, n_neurons))
     membership = np.zeros((n_neurons, g))
     for k, idx in enumerate(np.array_split(np.arange(n_neurons), g)):
         membership[idx, k] = 1.0 / len(idx)
-    return raster3 @ membership
+    membership.flags.writeable = False
+    return membership
 
 
 def harmonic_share(
@@ -145,26 +154,44 @@ def harmonic_share(
     n_freq = n // 2
     if n_freq < max(min_cycles, 1) or n < 4:
         return np.zeros(batch)
-    t = np.arange(n, dtype=np.float64)
-    tc = t - t.mean()
+    tc, window, lo, hi, valid, expected = _comb(n, n_harmonics, bandwidth, min_cycles)
     xc = x - x.mean(axis=1, keepdims=True)
     slope = (xc @ tc) / (tc @ tc)
     xd = xc - slope[:, None] * tc[None, :]
-    power = np.abs(np.fft.rfft(xd * np.hanning(n), axis=1)) ** 2
+    power = np.abs(np.fft.rfft(xd * window, axis=1)) ** 2
     power = power[:, 1 : n_freq + 1]  # k = 1 .. n_freq
     total = power.sum(axis=1)
     # Relative tolerance: a constant or linear series leaves only rounding noise.
     ok = total > 1e-20 * max(1.0, float(np.max(np.abs(x), initial=0.0)) ** 2) * n
     cs = np.concatenate([np.zeros((batch, 1)), np.cumsum(power, axis=1)], axis=1)
+    comb = ((cs[:, hi] - cs[:, lo - 1]) * valid).sum(axis=2)  # (batch, K0)
+    share = comb / np.where(ok, total, 1.0)[:, None]
+    score = (share - expected) / np.maximum(1.0 - expected, 1e-12)
+    out = np.where(ok, score.max(axis=1), 0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+@functools.cache
+def _comb(
+    n: int, n_harmonics: int, bandwidth: int, min_cycles: int
+) -> tuple[NDArray[np.float64], ...]:
+    """What :func:`harmonic_share` needs of the series length alone, made once per shape.
+
+    Returns ``(tc, window, lo, hi, valid, expected)``: the centred time axis (n,), the Hann
+    window (n,), the combs' first and last bins and validity, each (K0, H) for the K0
+    candidate fundamentals, and their white-noise shares (K0,). All read-only.
+    """
+    n_freq = n // 2
+    t = np.arange(n, dtype=np.float64)
+    tc = t - t.mean()
     k0 = np.arange(min_cycles, n_freq + 1)  # candidate fundamentals
     half = np.minimum(bandwidth, (k0 - 1) // 2)[:, None]  # (K0, 1)
     centre = k0[:, None] * np.arange(1, n_harmonics + 1)[None, :]  # (K0, H)
     lo = np.clip(centre - half, 1, n_freq)
     hi = np.clip(centre + half, 1, n_freq)
     valid = centre - half <= n_freq
-    comb = ((cs[:, hi] - cs[:, lo - 1]) * valid).sum(axis=2)  # (batch, K0)
     expected = ((hi - lo + 1) * valid).sum(axis=1) / n_freq  # (K0,)
-    share = comb / np.where(ok, total, 1.0)[:, None]
-    score = (share - expected) / np.maximum(1.0 - expected, 1e-12)
-    out = np.where(ok, score.max(axis=1), 0.0)
-    return np.clip(out, 0.0, 1.0)
+    parts = (tc, np.hanning(n), lo, hi, valid, expected)
+    for part in parts:
+        part.flags.writeable = False
+    return parts
