@@ -210,3 +210,14 @@ def test_invalid_parameters(kwargs, message):
     assert all(getattr(norm, k) == v for k, v in kwargs.items())  # __init__ stores unchanged
     with pytest.raises(InvalidParameterError, match=message):
         norm.init_state(1, 1)
+
+
+def test_parameters_set_after_use_are_validated_again():
+    """Validation is cached per setting, not once for good: a bad value set later fails."""
+    norm = OnlineNormalizer()
+    state = norm.init_state(1, 1)
+    norm.update_transform(state, np.ones((1, 1)))
+    norm.clip = -1.0
+    with pytest.raises(InvalidParameterError, match="'clip' parameter"):
+        norm.update_transform(state, np.ones((1, 1)))
+    assert state.count[0, 0] == 1  # the refused call changed nothing

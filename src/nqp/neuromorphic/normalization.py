@@ -126,7 +126,9 @@ class OnlineNormalizer:
 
     def _check_params(self) -> None:
         params = {name: getattr(self, name) for name in self._parameter_constraints}
-        validate_params(type(self).__name__, params, self._parameter_constraints)
+        if getattr(self, "_checked_params_", None) != params:  # validate once per setting
+            validate_params(type(self).__name__, params, self._parameter_constraints)
+            self._checked_params_ = params
 
     @property
     def decay(self) -> float:
