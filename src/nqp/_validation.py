@@ -22,6 +22,7 @@ __all__ = [
     "Interval",
     "Options",
     "check_finite_array",
+    "check_rows",
     "validate_params",
 ]
 
@@ -159,3 +160,29 @@ def check_finite_array(
             f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); first at index {first}."
         )
     return arr
+
+
+def check_rows(rows: ArrayLike, *, batch: int, n_rows: int, what: str) -> NDArray[np.intp]:
+    """Check ``rows``: ``batch`` distinct integer indices into a state of ``n_rows`` rows.
+
+    ``what`` names the batch's sources in the message (e.g. ``"one per source in X"``).
+    Components that step scattered sources where they are (no gather, no scatter) take
+    such rows.
+
+    Raises
+    ------
+    InvalidInputError
+        Wrong shape or dtype, an index out of range, or a repeated index.
+    """
+    r = np.asarray(rows)
+    if r.shape != (batch,) or (r.size and not np.issubdtype(r.dtype, np.integer)):
+        raise InvalidInputError(
+            f"rows must be {batch} integer indices ({what}); got an array "
+            f"of shape {r.shape} and dtype {r.dtype}."
+        )
+    r = r.astype(np.intp, copy=False)
+    if r.size and (r.min() < 0 or r.max() >= n_rows):
+        raise InvalidInputError(f"rows must lie in [0, {n_rows}) (the state's sources).")
+    if np.unique(r).size != r.size:
+        raise InvalidInputError("rows must be distinct: one state row per source.")
+    return r

@@ -23,7 +23,7 @@ import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from nqp._state import BatchState
-from nqp._validation import Interval, check_finite_array, validate_params
+from nqp._validation import Interval, check_finite_array, check_rows, validate_params
 from nqp.exceptions import InvalidInputError, NotFittedError
 
 __all__ = ["RLSReadout", "RLSState", "RidgeReadout"]
@@ -428,18 +428,7 @@ class RLSReadout:
                     f"gather the state rows of the sources in the batch, or pass rows."
                 )
             return np.arange(batch)
-        r = np.asarray(rows)
-        if r.shape != (batch,) or (r.size and not np.issubdtype(r.dtype, np.integer)):
-            raise InvalidInputError(
-                f"rows must be {batch} integer indices (one per source in X); got an array "
-                f"of shape {r.shape} and dtype {r.dtype}."
-            )
-        r = r.astype(np.intp, copy=False)
-        if r.size and (r.min() < 0 or r.max() >= n):
-            raise InvalidInputError(f"rows must lie in [0, {n}) (the state's sources).")
-        if np.unique(r).size != r.size:
-            raise InvalidInputError("rows must be distinct: one learner per source.")
-        return r
+        return check_rows(rows, batch=batch, n_rows=n, what="one per source in X")
 
     @staticmethod
     def _check_y(y: ArrayLike, shape: tuple[int, ...], x_shape: tuple[int, ...]) -> NDArray[Any]:

@@ -8,6 +8,7 @@ sign tables or structured products.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 
@@ -331,6 +332,55 @@ def test_gather_step_scatter_equals_stepping_all():
             parts.put(rows, sub)
     for name, value in full.arrays().items():
         np.testing.assert_allclose(getattr(parts, name), value, atol=1e-13, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["default", "noisy-reset", "rotation-noisy", "ring-two-inputs"])
+def test_stepping_rows_in_place_equals_gather_step_scatter(name):
+    """``step(state, u, rows=r)`` and ``report(state, rows=r)`` give, bit for bit, what
+    stepping and reporting ``state.take(r)`` gives, and leave the other rows alone; with
+    washout shadows tracked for some rows only (some converged, some past max_washout)."""
+    qr = QuantumReservoir(**CONFIGS[name], energy_tolerance=1e-3, seed=3)
+    rng = np.random.default_rng(5)
+    n, m = 9, len(CONFIGS[name].get("input_qubits", (0,)))
+    in_place = qr.init_state(n)
+    for _ in range(6):  # different histories per row
+        qr.step(in_place, rng.normal(size=(n, m)))
+    in_place.converged[[1, 4]] = True
+    in_place.iterations[7] = qr.max_washout
+    gathered = in_place.copy()
+    for _ in range(12):
+        rows = rng.permutation(n)[: rng.integers(1, n + 1)]  # scattered, any order
+        u = rng.normal(size=(rows.size, m))
+        got = qr.step(in_place, u, rows=rows)
+        sub = gathered.take(rows)
+        want = qr.step(sub, u)
+        gathered.put(rows, sub)
+        np.testing.assert_array_equal(got, want)
+        got_report, want_report = qr.report(in_place, rows=rows), qr.report(sub)
+        for field in dataclasses.fields(want_report):
+            np.testing.assert_array_equal(
+                getattr(got_report, field.name), getattr(want_report, field.name), field.name
+            )
+        for field, value in gathered.arrays().items():
+            np.testing.assert_array_equal(getattr(in_place, field), value, err_msg=field)
+
+
+def test_bad_rows_raise_and_leave_state_unchanged():
+    qr = QuantumReservoir(3)
+    state = qr.init_state(4)
+    before = state.copy()
+    with pytest.raises(InvalidInputError, match="distinct"):
+        qr.step(state, np.ones((2, 1)), rows=[3, 3])
+    with pytest.raises(InvalidInputError, match=r"rows must lie in \[0, 4\)"):
+        qr.step(state, np.ones((1, 1)), rows=[4])
+    with pytest.raises(InvalidInputError, match="integer indices"):
+        qr.step(state, np.ones((2, 1)), rows=[0.0, 1.0])
+    with pytest.raises(InvalidInputError, match=r"u must have shape .* \(2, 1\)"):
+        qr.step(state, np.ones((3, 1)), rows=[0, 1])
+    with pytest.raises(InvalidInputError, match="distinct"):
+        qr.report(state, rows=[0, 0])
+    for field, value in before.arrays().items():
+        np.testing.assert_array_equal(getattr(state, field), value, err_msg=field)
 
 
 def test_run_equals_stepping_and_accepts_one_source():

@@ -193,9 +193,10 @@ class Pipeline:
         structure (reservoir weights, encoder layout, projections, quantum disorder).
     """
 
-    #: Components :meth:`step` can take whole, with the wave's rows (``readout_rows``),
-    #: instead of as gathered copies: most of a source's state, stepped where it is.
-    by_row_index: ClassVar[frozenset[str]] = frozenset({"readout"})
+    #: Components :meth:`step` can take whole, with the wave's rows (``state_rows``), instead of
+    #: as gathered copies: most of a source's state (the readout's learners, 75 kB, and the
+    #: quantum density matrices, 32 kB), stepped where it is.
+    by_row_index: ClassVar[frozenset[str]] = frozenset({"readout", "quantum"})
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -324,7 +325,7 @@ class Pipeline:
         timestamp: NDArray[np.float64],
         neuro_on: NDArray[np.bool_],
         quantum_on: NDArray[np.bool_],
-        readout_rows: NDArray[np.intp] | None = None,
+        state_rows: NDArray[np.intp] | None = None,
     ) -> WaveResult:
         """Advance ``B`` sources by one point each, in place on the gathered states ``st``.
 
@@ -341,10 +342,11 @@ class Pipeline:
             Seconds since the epoch.
         neuro_on, quantum_on : ndarray of shape (B,), bool
             Which engines run for each source.
-        readout_rows : ndarray of shape (B,), int, optional
-            If given, ``st["readout"]`` is the store's whole readout state and these are
-            the wave's (distinct) rows in it: the learners, 75 kB a source, are stepped
-            where they are instead of being gathered and scattered back.
+        state_rows : ndarray of shape (B,), int, optional
+            If given, ``st[name]`` for each ``name`` in :attr:`by_row_index` is the store's
+            whole state of that component and these are the wave's (distinct) rows in it:
+            those components are stepped where they are instead of being gathered and
+            scattered back.
         """
         eng = self.settings.engine
         meta: MetaState = st["meta"]
@@ -401,8 +403,8 @@ class Pipeline:
             anomaly_pred[rows] = _surprise((y - mean_p) / scale_p)
             if rows.size == B:  # every source learns: fused with the prediction (step 4)
                 learn = (feats, y)
-            elif readout_rows is not None:
-                self.readout.learn(st["readout"], feats, y, rows=readout_rows[rows])
+            elif state_rows is not None:
+                self.readout.learn(st["readout"], feats, y, rows=state_rows[rows])
             else:
                 readout_st = _rows_of(st["readout"], rows, B)
                 self.readout.learn(readout_st, feats, y)
@@ -483,12 +485,15 @@ class Pipeline:
         q_res = np.zeros(B)
         qrows = ar[quantum_on]
         if qrows.size:
-            q_st = _rows_of(st["quantum"], qrows, B)
-            q_feat[qrows] = self.quantum.step(
-                q_st, z[qrows][np.arange(qrows.size), meta.target[qrows]][:, None]
-            )
-            rep = self.quantum.report(q_st)
-            _write_back(st["quantum"], qrows, B, q_st)
+            u = z[qrows, meta.target[qrows]][:, None]
+            if state_rows is not None:  # stepped where they are
+                q_feat[qrows] = self.quantum.step(st["quantum"], u, rows=state_rows[qrows])
+                rep = self.quantum.report(st["quantum"], rows=state_rows[qrows])
+            else:
+                q_st = _rows_of(st["quantum"], qrows, B)
+                q_feat[qrows] = self.quantum.step(q_st, u)
+                rep = self.quantum.report(q_st)
+                _write_back(st["quantum"], qrows, B, q_st)
             q_energy[qrows] = rep.energy
             q_coh[qrows] = rep.phase_coherence
             q_conv[qrows] = rep.converged
@@ -507,11 +512,9 @@ class Pipeline:
             axis=1,
         )
         if learn is None:
-            mean, scale = self.readout.predict(st["readout"], feats, rows=readout_rows)
+            mean, scale = self.readout.predict(st["readout"], feats, rows=state_rows)
         else:  # the readout learns the outcomes of step 1 first (nothing since has read it)
-            mean, scale = self.readout.learn_predict(
-                st["readout"], *learn, feats, rows=readout_rows
-            )
+            mean, scale = self.readout.learn_predict(st["readout"], *learn, feats, rows=state_rows)
         p_raw = ndtr(mean / scale)
         q = self.calibrator.transform(st["calibrator"], p_raw)
         warming = meta.n_outcomes < eng.warmup

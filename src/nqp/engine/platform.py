@@ -497,7 +497,7 @@ class Platform:
                 for name, state in self.store.states.items()
             }
             out = self.pipeline.step(
-                gathered, x, ts, neuro_on, quantum_on, readout_rows=rows if by_index else None
+                gathered, x, ts, neuro_on, quantum_on, state_rows=rows if by_index else None
             )
             for name, state in self.store.states.items():
                 if gathered[name] is not state:

@@ -261,19 +261,20 @@ def distance_bounds(  # pragma: no cover - compiled
 
 @numba.njit(cache=True, boundscheck=False, fastmath=_FAST)
 def report_terms(  # pragma: no cover - compiled
-    rho: NDArray[np.complex128], hamiltonian: NDArray[np.float64]
+    rho: NDArray[np.complex128], rows: NDArray[np.intp], hamiltonian: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``Tr(ρ H)`` and ``Σ_{i≠j} |ρ_ij|`` per source, shape (n,) each, in one pass over ``ρ``.
+    """``Tr(ρ H)`` and ``Σ_{i≠j} |ρ_ij|`` of ``rho[rows]``, shape (r,) each, one pass each.
 
-    ``rho`` has shape (n, d, d) and ``hamiltonian`` (d, d), real symmetric: ``Tr(ρH) = Σ_ij
-    Re(ρ_ij) H_ij``. Whole rows are summed (fixed trip counts vectorise; the upper triangle
-    alone, half the square roots, was three times slower) and the diagonal subtracted.
+    ``rho`` has shape (n, d, d), ``rows`` (r,) and ``hamiltonian`` (d, d), real symmetric:
+    ``Tr(ρH) = Σ_ij Re(ρ_ij) H_ij``. Whole rows are summed (fixed trip counts vectorise; the
+    upper triangle alone, half the square roots, was three times slower) and the diagonal
+    subtracted.
     """
-    n, d = rho.shape[0], rho.shape[1]
+    n, d = rows.shape[0], rho.shape[1]
     energy = np.empty(n)
     off = np.empty(n)
     for k in range(n):
-        x = rho[k]
+        x = rho[rows[k]]
         e = 0.0
         total = 0.0
         diagonal = 0.0

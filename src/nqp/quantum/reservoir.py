@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from nqp._state import BatchState
-from nqp._validation import Interval, Options, check_finite_array, validate_params
+from nqp._validation import Interval, Options, check_finite_array, check_rows, validate_params
 from nqp.exceptions import InvalidInputError, InvalidParameterError
 from nqp.quantum._reservoir_kernels import distance_bounds, report_terms, reset_step
 from nqp.quantum.hamiltonian import pauli_sum
@@ -669,8 +669,9 @@ class QuantumReservoir:
             packed, taus,
         )  # fmt: skip
         if self._dephase is not None or self.amplitude_damping:
-            if rows.size and rows[-1] - rows[0] == rows.size - 1:  # contiguous: a view
-                self._noise(states[rows[0] : rows[-1] + 1])
+            first = int(rows[0]) if rows.size else 0
+            if rows.size and rows[-1] - first == rows.size - 1 and (np.diff(rows) == 1).all():
+                self._noise(states[first : first + rows.size])  # consecutive rows: a view
             else:
                 picked = states[rows]
                 self._noise(picked)
@@ -715,32 +716,52 @@ class QuantumReservoir:
         diags = np.einsum("bkij,bkij->bki", X.view(np.float64), A.view(np.float64), optimize=False)
         return (diags @ self._signs).reshape(b, -1)
 
-    def step(self, state: QuantumReservoirState, u: ArrayLike) -> NDArray[np.float64]:
+    def step(
+        self, state: QuantumReservoirState, u: ArrayLike, *, rows: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
         """Advance every source by one input, in place, and return its features.
 
         Parameters
         ----------
         state : QuantumReservoirState
-            From :meth:`init_state`; updated in place. Left unchanged if ``u`` is rejected.
+            From :meth:`init_state`; updated in place. Left unchanged if ``u`` or ``rows``
+            is rejected.
         u : array_like of shape (n_sources, n_inputs), float64
-            One input per source and input qubit (normalised observations).
+            One input per source and input qubit (normalised observations); with ``rows``,
+            one per row of ``rows``.
+        rows : array-like of int of shape (batch,), optional
+            The distinct state rows to advance, ``u[k]`` going to ``rows[k]`` (default:
+            every row, in order). With reset injection the rows are stepped where they are,
+            not gathered and scattered back (32 kB a source at 5 qubits, shadow included);
+            the result equals stepping ``state.take(rows)`` bit for bit.
 
         Returns
         -------
-        ndarray of shape (n_sources, n_features), float64
+        ndarray of shape (n_sources, n_features) or (batch, n_features), float64
             ``⟨Z_i⟩`` then ``⟨Z_i Z_j⟩`` (i < j) after each virtual node, node-major.
 
         Raises
         ------
         InvalidInputError
-            If ``u`` has the wrong shape or non-finite values, or ``state`` does not match.
+            If ``u`` has the wrong shape or non-finite values, ``rows`` are not distinct
+            indices of the state, or ``state`` does not match.
         """
         self._build()
         n_sources = self._check_state(state)
-        u_arr = self._check_u(u, n_sources)
+        picked = None
+        if rows is not None:
+            picked = check_rows(
+                rows, batch=np.size(rows), n_rows=n_sources, what="one per row of u"
+            )
+        u_arr = self._check_u(u, n_sources if picked is None else picked.size)
         s = self._polarisation(u_arr)
         if self.injection == "reset":
-            return self._step_reset(state, s)
+            return self._step_reset(state, s, np.arange(n_sources) if picked is None else picked)
+        if picked is not None:  # rotation injection: on a gathered copy of the rows
+            sub = state.take(picked)
+            feats = self.step(sub, u_arr)
+            state.put(picked, sub)
+            return feats
         feats = np.empty((n_sources, self.n_features))
         for a in range(0, n_sources, _CHUNK):
             chunk = slice(a, a + _CHUNK)
@@ -771,47 +792,49 @@ class QuantumReservoir:
         state.converged[rows] = residual <= self.energy_tolerance
 
     def _step_reset(
-        self, state: QuantumReservoirState, s: NDArray[np.float64]
+        self, state: QuantumReservoirState, s: NDArray[np.float64], rows: NDArray[np.intp]
     ) -> NDArray[np.float64]:
-        """:meth:`step` with reset injection, washout included, in chunks of sources.
+        """:meth:`step` with reset injection of ``s[k]`` into row ``rows[k]``, washout included.
 
-        Per chunk: the states advance (compiled, :func:`reset_step`) while packing their
-        reduced states for the feature map, whose product gives the features; then the
-        shadows still tracked advance and are compared with the states. Without noise the
-        comparison is between the reduced states before the step (``ρ − σ = A (τ_ρ − τ_σ)
-        A†`` with ``A† A = 1``: same trace norm on a quarter of the entries per input qubit);
-        with noise between the full states after it.
+        In chunks of rows: the states advance (compiled, :func:`reset_step`, in place on
+        the state's rows) while packing their reduced states for the feature map, whose
+        product gives the features; then the shadows still tracked advance and are compared
+        with the states. Without noise the comparison is between the reduced states before
+        the step (``ρ − σ = A (τ_ρ − τ_σ) A†`` with ``A† A = 1``: same trace norm on a
+        quarter of the entries per input qubit); with noise between the full states after
+        it. Returns shape (len(rows), n_features).
         """
-        n_sources = state.rho.shape[0]
+        batch = rows.size
         psi = self._amplitudes(s)
         dp = self._full.shape[1]
         weights = self._feature_weights
-        feats = np.empty((n_sources, self.n_features))
-        tracked = self._tracked(state)
-        bounds = np.searchsorted(tracked, np.arange(0, n_sources + _RESET_CHUNK, _RESET_CHUNK))
-        tau_buffer = np.empty((min(n_sources, _RESET_CHUNK), dp, dp), dtype=np.complex128)
-        for number, a in enumerate(range(0, n_sources, _RESET_CHUNK)):
-            rows = np.arange(a, min(a + _RESET_CHUNK, n_sources))
-            picked = tracked[bounds[number] : bounds[number + 1]]
-            need_taus = weights is None or (self._isometric and picked.size > 0)
-            taus = tau_buffer[: rows.size] if need_taus else _NO_TAUS
+        feats = np.empty((batch, self.n_features))
+        live = ~state.converged[rows] & (state.iterations[rows] < self.max_washout)
+        tau_buffer = np.empty((min(batch, _RESET_CHUNK), dp, dp), dtype=np.complex128)
+        for a in range(0, batch, _RESET_CHUNK):
+            b = min(a + _RESET_CHUNK, batch)
+            chunk = rows[a:b]
+            tracked = np.flatnonzero(live[a:b])  # positions in the chunk
+            need_taus = weights is None or (self._isometric and tracked.size > 0)
+            taus = tau_buffer[: b - a] if need_taus else _NO_TAUS
             packed = _NO_PACKED
             if weights is not None:
-                packed = np.empty((rows.size, weights.shape[0]))
-            self._reset(state.rho, rows, psi[rows], packed=packed, taus=taus)
+                packed = np.empty((b - a, weights.shape[0]))
+            self._reset(state.rho, chunk, psi[a:b], packed=packed, taus=taus)
             if weights is not None:
-                np.matmul(packed, weights, out=feats[rows[0] : rows[-1] + 1])
+                np.matmul(packed, weights, out=feats[a:b])
             else:
-                feats[rows[0] : rows[-1] + 1] = self._node_features(taus, psi[rows])
-            if not picked.size:
+                feats[a:b] = self._node_features(taus, psi[a:b])
+            if not tracked.size:
                 continue
+            picked = chunk[tracked]
             if self._isometric:
                 shadow_taus = np.empty((picked.size, dp, dp), dtype=np.complex128)
-                self._reset(state.shadow, picked, psi[picked], taus=shadow_taus)
+                self._reset(state.shadow, picked, psi[a + tracked], taus=shadow_taus)
                 own = np.arange(picked.size)
-                distance = self._trace_distance(taus, picked - a, shadow_taus, own)
+                distance = self._trace_distance(taus, tracked, shadow_taus, own)
             else:
-                self._reset(state.shadow, picked, psi[picked])
+                self._reset(state.shadow, picked, psi[a + tracked])
                 distance = self._trace_distance(state.rho, picked, state.shadow, picked)
             self._record(state, picked, distance)
         return feats
@@ -874,28 +897,37 @@ class QuantumReservoir:
             out[t] = self.step(state, seq[t])
         return out[:, 0] if single else out
 
-    def report(self, state: QuantumReservoirState) -> QuantumReservoirReport:
+    def report(
+        self, state: QuantumReservoirState, *, rows: ArrayLike | None = None
+    ) -> QuantumReservoirReport:
         """Energy, phase coherence and washout convergence of every source.
 
         Parameters
         ----------
         state : QuantumReservoirState
+        rows : array-like of int of shape (batch,), optional
+            Report these distinct state rows only, in this order (default: every row).
 
         Returns
         -------
         QuantumReservoirReport
-            Arrays of shape (n_sources,).
+            Arrays of shape (n_sources,), or (batch,) with ``rows``.
         """
         self._build()
-        self._check_state(state)
-        rho = state.rho
-        d = rho.shape[1]
-        energy, off_diagonal = report_terms(rho, self._hamiltonian_dense)
-        coherence = off_diagonal / (d - 1) if d > 1 else np.zeros(rho.shape[0])
+        n_sources = self._check_state(state)
+        if rows is None:
+            picked = np.arange(n_sources)
+        else:
+            picked = check_rows(
+                rows, batch=np.size(rows), n_rows=n_sources, what="the rows to report"
+            )
+        d = state.rho.shape[1]
+        energy, off_diagonal = report_terms(state.rho, picked, self._hamiltonian_dense)
+        coherence = off_diagonal / (d - 1) if d > 1 else np.zeros(picked.size)
         return QuantumReservoirReport(
             energy=energy,
             phase_coherence=coherence,
-            converged=state.converged.copy(),
-            iterations=state.iterations.copy(),
-            residual=state.residual.copy(),
+            converged=state.converged[picked],
+            iterations=state.iterations[picked],
+            residual=state.residual[picked],
         )
