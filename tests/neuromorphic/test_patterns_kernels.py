@@ -304,3 +304,16 @@ def test_spike_sums_equal_numpy_sums_of_a_bool_raster(shape):
     np.testing.assert_array_equal(per_bin, r3.sum(axis=2))
     np.testing.assert_array_equal(per_neuron, r3.sum(axis=1))
     np.testing.assert_array_equal(per_bin / shape[2], r3.mean(axis=2))
+
+
+@pytest.mark.parametrize("few", [1, 2, 3])
+def test_lagged_correlations_of_few_windows_equal_them_within_a_batch(few):
+    """Below four windows the kernel takes them one at a time: the same sums in the same
+    order, so each window's correlations equal, bit for bit, those it gets in a batch."""
+    rng = np.random.default_rng(few)
+    g = rng.random((8, 196, 6))
+    g[:, :, 1] = 0.25  # a flat window: undefined correlations stay 0
+    batch = _kernels.lagged_correlations(np.ascontiguousarray(g), 8)
+    alone = _kernels.lagged_correlations(np.ascontiguousarray(g[:, :, :few]), 8)
+    np.testing.assert_array_equal(alone, batch[:few])
+    assert np.any(batch[:few] != 0.0)

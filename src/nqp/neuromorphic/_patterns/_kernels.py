@@ -145,6 +145,9 @@ def _mean_var(a: NDArray[np.float64], tmp: NDArray[np.float64], n: int) -> tuple
 # ---------------------------------------------------------------- waves
 
 
+_FEW_WINDOWS = 4  # below this many windows, lagged_correlations takes one at a time
+
+
 @nb.njit(cache=True, nogil=True)
 def lagged_correlations(g: NDArray[np.float64], max_lag: int) -> NDArray[np.float64]:
     """Pearson correlation of group ``p`` at ``t`` with group ``p + 1`` at ``t + lag``.
@@ -195,6 +198,29 @@ def lagged_correlations(g: NDArray[np.float64], max_lag: int) -> NDArray[np.floa
                     for t in range(n):
                         tmp[t] = xs[t] * ys[t]
                     sxy[b] = 0.0 + pairwise_sum(tmp, 0, n)
+            elif batch < _FEW_WINDOWS:
+                # few windows: one window at a time, the same sums in the same order, on
+                # scalar accumulators (the batch loop below then runs one or two trips)
+                for b in range(batch):
+                    sx = 0.0
+                    sy = 0.0
+                    for t in range(n):
+                        sx += g[p, x0 + t, b]
+                        sy += g[p + 1, y0 + t, b]
+                    mean_x = sx / n
+                    mean_y = sy / n
+                    cxx = 0.0
+                    cyy = 0.0
+                    cxy = 0.0
+                    for t in range(n):
+                        xc = g[p, x0 + t, b] - mean_x
+                        yc = g[p + 1, y0 + t, b] - mean_y
+                        cxx += xc * xc
+                        cyy += yc * yc
+                        cxy += xc * yc
+                    sxx[b] = cxx
+                    syy[b] = cyy
+                    sxy[b] = cxy
             else:
                 mx[:] = 0.0
                 my[:] = 0.0
