@@ -312,3 +312,57 @@ async def test_with_the_platform_one_bad_request_does_not_fail_the_others():
     assert platform.summary("a").points == 3
     assert platform.summary("b").points == 1
     await batcher.drain(5.0)
+
+
+async def test_ready_batches_run_back_to_back_while_the_loop_is_busy():
+    """A batch waiting when the one in flight ends starts from the worker thread itself:
+    here the event loop is blocked when the first batch ends, and the second still runs."""
+    first_gate = threading.Event()
+    second_entered = threading.Event()
+
+    def process(items: list[int]) -> list[int]:
+        if items[0] == 0:
+            assert first_gate.wait(10)
+        else:
+            second_entered.set()
+        return [x * 10 for x in items]
+
+    batcher = MicroBatcher(process, max_batch_size=2, max_wait_ms=3_600_000.0)
+    batcher.start()
+    first = [asyncio.ensure_future(batcher.submit(i)) for i in (0, 1)]
+    await wait_until(lambda: batcher.stats.in_flight == 2)
+    second = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3)]  # a full batch
+    await wait_until(lambda: batcher.queue_depth == 2)
+    first_gate.set()
+    # blocks the event loop: only the worker thread can start the second batch now
+    assert second_entered.wait(5), "the second batch waited for the event loop"
+    assert await asyncio.gather(*first, *second) == [0, 10, 20, 30]
+    stats = batcher.stats
+    assert (stats.batches, stats.completed, stats.last_batch_size) == (2, 4, 2)
+    assert stats.in_flight == 0
+    await batcher.drain(5.0)
+
+
+async def test_back_to_back_batches_keep_order_and_skip_cancelled_items():
+    gate = threading.Event()
+    rec = Recorder(gate)
+    batcher = MicroBatcher(rec, max_batch_size=3, max_wait_ms=0.0)
+    batcher.start()
+    head = asyncio.ensure_future(batcher.submit(("a", 0)))
+    await wait_until(rec.entered.is_set)
+    rest = [asyncio.ensure_future(batcher.submit((s, i))) for i in range(1, 8) for s in "ab"]
+    await wait_until(lambda: batcher.queue_depth == len(rest))
+    rest[3].cancel()
+    gate.set()
+    await head
+    outcomes = await asyncio.gather(*rest, return_exceptions=True)
+    assert isinstance(outcomes[3], asyncio.CancelledError)
+    processed = [x for call in rec.calls for x in call]
+    assert ("b", 2) not in processed  # rest[3], cancelled while queued
+    assert len(processed) == len(rest)  # the head, and the rest but one
+    for s in "ab":
+        order = [i for src, i in processed if src == s]
+        assert order == sorted(order)
+    assert all(len(call) <= 3 for call in rec.calls)
+    assert batcher.stats.cancelled == 1
+    await batcher.drain(5.0)

@@ -10,6 +10,10 @@ Guarantees
 ----------
 * Items are processed in submission order, batches one at a time, so items of the same
   source keep their submission order within and across batches.
+* Back to back under load: when a batch is done and items are waiting, the worker thread
+  takes the next batch itself (full, or its oldest item has waited ``max_wait_ms``) and
+  hands the finished batch's results to the event loop, instead of returning to the loop
+  first: ``process`` is not left idle while the loop is busy answering the last batch.
 * One invalid item does not fail the others: when ``process`` raises one of
   ``isolate_errors`` (default :class:`~nqp.exceptions.InvalidInputError`, which
   :meth:`nqp.Platform.process_many` raises before changing any state), the batch is
@@ -27,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -96,8 +102,7 @@ class BatcherStats:
     last_wait_s : float
         Seconds the oldest item of the last batch waited in the queue.
     last_run_s : float
-        Seconds the last batch spent in ``process`` (including the thread hand-off and any
-        bisection retries).
+        Seconds the last batch spent in ``process`` (bisection retries included).
     recent_batch_sizes : tuple of int
         Sizes of the last (up to 64) batches, oldest first.
     """
@@ -120,7 +125,7 @@ class BatcherStats:
 class _Entry(Generic[ItemT, ResultT]):
     item: ItemT
     future: asyncio.Future[ResultT]
-    enqueued: float  # loop.time()
+    enqueued: float  # time.monotonic()
 
 
 class _Failed:
@@ -246,6 +251,9 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             ("submitted", "completed", "failed", "rejected", "cancelled", "batches"), 0
         )
         self._in_flight = 0
+        self._taking = threading.Lock()  # pops from _pending: loop or worker thread
+        self._current: list[_Entry[ItemT, ResultT]] = []  # the batch in the worker thread
+        self._stop = False  # set on a drain timeout: the worker thread takes no more
         self._last = (0, 0.0, 0.0)
         self._recent: deque[int] = deque(maxlen=_RECENT)
         self._run_per_item_s = 0.0  # exponentially weighted, for retry_after_s
@@ -278,6 +286,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
             finished = False
+            self._stop = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -317,7 +326,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 retry_after_s=retry,
             )
         future: asyncio.Future[ResultT] = self._loop.create_future()
-        self._pending.append(_Entry(item, future, self._loop.time()))
+        self._pending.append(_Entry(item, future, time.monotonic()))
         self._counts["submitted"] += 1
         if depth == 0 or depth + 1 >= self.max_batch_size:
             self._wake.set()  # first item (start the wait) or a full batch (leave now)
@@ -346,7 +355,6 @@ class MicroBatcher(Generic[ItemT, ResultT]):
 
     # ------------------------------------------------------------------ worker
     async def _worker(self) -> None:
-        loop = self._loop
         max_wait_s = self.max_wait_ms / 1000.0
         pending = self._pending
         while True:
@@ -357,7 +365,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 await self._wake.wait()
             deadline = pending[0].enqueued + max_wait_s
             while len(pending) < self.max_batch_size and self._state == "running":
-                remaining = deadline - loop.time()
+                remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._wake.clear()
@@ -366,34 +374,91 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                         await self._wake.wait()
                 except TimeoutError:
                     break
-            batch: list[_Entry[ItemT, ResultT]] = []
-            while pending and len(batch) < self.max_batch_size:
-                entry = pending.popleft()
-                if entry.future.cancelled():  # the submitter gave up: don't apply it
-                    self._counts["cancelled"] += 1
-                else:
-                    batch.append(entry)
+            batch, cancelled = self._take()
+            self._counts["cancelled"] += cancelled
             if batch:
                 await self._dispatch(batch)
 
+    def _take(self) -> tuple[list[_Entry[ItemT, ResultT]], int]:
+        """Up to ``max_batch_size`` queued entries, in order, and how many were cancelled."""
+        batch: list[_Entry[ItemT, ResultT]] = []
+        cancelled = 0
+        with self._taking:
+            pending = self._pending
+            while pending and len(batch) < self.max_batch_size:
+                entry = pending.popleft()
+                if entry.future.cancelled():  # the submitter gave up: don't apply it
+                    cancelled += 1
+                else:
+                    batch.append(entry)
+        return batch, cancelled
+
+    def _take_ready(self) -> tuple[list[_Entry[ItemT, ResultT]], int]:
+        """(worker thread) The next batch if one may leave now, else nothing.
+
+        One may leave when ``max_batch_size`` items wait, the oldest has waited
+        ``max_wait_ms``, or the batcher is draining.
+        """
+        pending = self._pending
+        if self._stop or not pending:
+            return [], 0
+        if (
+            self._state == "running"
+            and len(pending) < self.max_batch_size
+            and time.monotonic() - pending[0].enqueued < self.max_wait_ms / 1000.0
+        ):
+            return [], 0
+        return self._take()
+
     async def _dispatch(self, batch: list[_Entry[ItemT, ResultT]]) -> None:
-        loop = self._loop
-        started = loop.time()
-        wait_s = started - batch[0].enqueued
-        self._in_flight = len(batch)
-        items = [e.item for e in batch]
+        """Run ``batch`` and whatever the worker thread takes after it, back to back."""
         try:
-            outcomes = await loop.run_in_executor(self._executor, self._run_isolated, items)
+            await self._loop.run_in_executor(self._executor, self._run_batches, batch)
         except asyncio.CancelledError:
             failed = _Failed(ShuttingDownError("Shut down while this item was processed."))
-            self._resolve(batch, [failed] * len(batch))
+            current = self._current or batch
+            self._resolve(current, [failed] * len(current))
             raise
         except Exception as exc:  # the executor itself failed (e.g. shut down)
-            outcomes = [_Failed(exc)] * len(batch)
+            current = self._current or batch
+            self._resolve(current, [_Failed(exc)] * len(current))
         finally:
             self._in_flight = 0
-        run_s = loop.time() - started
+            self._current = []
+
+    def _run_batches(self, batch: list[_Entry[ItemT, ResultT]]) -> None:
+        """(worker thread) Process ``batch``, then the batches ready after it, one by one.
+
+        Each finished batch's results go to the event loop (:meth:`_finish`) at once, so
+        the loop answers them while the next batch is processed.
+        """
+        while batch:
+            self._current = batch
+            self._in_flight = len(batch)
+            started = time.monotonic()
+            outcomes = self._run_isolated([e.item for e in batch])
+            done = time.monotonic()
+            wait_s, run_s = started - batch[0].enqueued, done - started
+            after, cancelled = self._take_ready()
+            try:
+                self._loop.call_soon_threadsafe(
+                    self._finish, batch, outcomes, wait_s, run_s, cancelled
+                )
+            except RuntimeError:  # the loop is closed: nobody waits for these any more
+                return
+            batch = after
+
+    def _finish(
+        self,
+        batch: list[_Entry[ItemT, ResultT]],
+        outcomes: list[Any],
+        wait_s: float,
+        run_s: float,
+        cancelled: int,
+    ) -> None:
+        """(event loop) Resolve a finished batch's futures and record its figures."""
         self._resolve(batch, outcomes)
+        self._counts["cancelled"] += cancelled
         self._counts["batches"] += 1
         self._last = (len(batch), wait_s, run_s)
         self._recent.append(len(batch))
@@ -433,8 +498,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         return list(results)
 
     def _fail_pending(self, exc: BaseException) -> None:
-        while self._pending:
-            entry = self._pending.popleft()
+        with self._taking:
+            entries = list(self._pending)
+            self._pending.clear()
+        for entry in entries:
             if not entry.future.done():
                 self._counts["failed"] += 1
                 entry.future.set_exception(exc)
