@@ -440,6 +440,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             done = time.monotonic()
             wait_s, run_s = started - batch[0].enqueued, done - started
             after, cancelled = self._take_ready()
+            self._in_flight = len(after)  # before the results: a caller sees a settled count
             try:
                 self._loop.call_soon_threadsafe(
                     self._finish, batch, outcomes, wait_s, run_s, cancelled
