@@ -220,6 +220,7 @@ def test_prediction_batch_is_the_dicts_json_byte_for_byte():
         ProcessItem("t/uni", [1.0, 1.5, 0.5], [1.0, 2.0, 3.0], None),
         ProcessItem('t/odd "name" 100%', [[1.0, 2.0]], 1.0, {"quantum_enabled": False}),
         ProcessItem("t/uni", 2.0, 4.0, {"neuromorphic_enabled": False}),
+        ProcessItem("t/température ✓ \\", [3.0], [5.0], None),  # multi-byte UTF-8, "\\"
     ]
     dicts = platform.process_many_json(items)
     for item, preds in zip(items, dicts, strict=True):

@@ -364,7 +364,7 @@ class Platform:
     @staticmethod
     def _parse_timestamps(where: str, timestamp: Any, n: int) -> NDArray[np.float64]:
         if timestamp is None:
-            return np.full(n, time.time())
+            return np.array([time.time()]) if n == 1 else np.full(n, time.time())
         if n == 1:  # the common cases, without numpy's checks
             t = timestamp[0] if type(timestamp) is list and len(timestamp) == 1 else timestamp
             if type(t) is float and math.isfinite(t):
