@@ -669,9 +669,8 @@ class QuantumReservoir:
             packed, taus,
         )  # fmt: skip
         if self._dephase is not None or self.amplitude_damping:
-            first = int(rows[0]) if rows.size else 0
-            if rows.size and rows[-1] - first == rows.size - 1 and (np.diff(rows) == 1).all():
-                self._noise(states[first : first + rows.size])  # consecutive rows: a view
+            if rows.size and (np.diff(rows) == 1).all():  # consecutive rows: a view
+                self._noise(states[rows[0] : rows[0] + rows.size])
             else:
                 picked = states[rows]
                 self._noise(picked)

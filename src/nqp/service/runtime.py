@@ -90,7 +90,6 @@ class Runtime:
         self.metrics = Metrics()
         # labelled children looked up once: a lookup per request cost more than the update
         self._request_stage = self.metrics.stage.labels("request")
-        self._engine_stage = self.metrics.stage.labels("engine")
         self._by_direction = {d: self.metrics.predictions.labels(d) for d in ("up", "down", "hold")}
         self.hub = PredictionHub()
         # distributed mode: workers own the engine state; this gateway relays over Kafka and
@@ -439,9 +438,9 @@ class Runtime:
         """Runs in the batcher's worker thread (waiting on the engine process)."""
         start = time.perf_counter()
         out = self.platform.process_json(items)
-        self._engine_stage.observe(time.perf_counter() - start)
-        self.metrics.batch_size.observe(len(items))
         metrics = self.metrics
+        metrics.child(metrics.stage, "engine").observe(time.perf_counter() - start)
+        metrics.batch_size.observe(len(items))
         rates = {item.source: batch.hit_rate for item, batch in zip(items, out, strict=True)}
         for internal, rate in rates.items():
             if rate is not None:
