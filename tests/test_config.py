@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -31,3 +33,17 @@ def test_invalid_value_names_the_field(monkeypatch):
 def test_unknown_option_is_rejected():
     with pytest.raises(ValidationError, match="encoding"):
         Settings(neuromorphic={"encoding": "morse"})
+
+
+@pytest.mark.parametrize(("cores", "want"), [(1, 1), (2, 2), (16, 2)])
+def test_engine_processes_default_follows_the_usable_cores(monkeypatch, cores, want):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert Settings().service.engine_process_count == want
+    explicit = Settings(service={"engine_processes": 3}).service
+    assert explicit.engine_process_count == 3
+
+
+def test_engine_processes_is_validated(monkeypatch):
+    monkeypatch.setenv("NQP_SERVICE__ENGINE_PROCESSES", "0")
+    with pytest.raises(ValidationError, match="engine_processes"):
+        Settings()

@@ -7,6 +7,7 @@ source of configuration; engines receive the section they need.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -128,9 +129,15 @@ class ServiceSettings(BaseModel):
     default_daily_quota: int | None = Field(
         None, ge=1, description="Requests per key per UTC day (None: unlimited)."
     )
-    batch_max_size: int = Field(256, ge=1, le=100_000)
-    batch_max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
-    queue_max: int = Field(10_000, ge=1, description="Realtime requests waiting at most.")
+    batch_max_size: int = Field(
+        256, ge=1, le=100_000, description="Most requests per engine call (per engine process)."
+    )
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0.0, le=1000.0, description="Longest wait (ms) for a batch to fill."
+    )
+    queue_max: int = Field(
+        10_000, ge=1, description="Realtime requests waiting at most (per engine process)."
+    )
     retention_days: float | None = Field(30.0, gt=0, description="Prediction retention.")
     job_lease_s: float = Field(
         60.0,
@@ -156,16 +163,38 @@ class ServiceSettings(BaseModel):
         description="Run the engine in a child process (its own core and GIL); False: in a "
         "thread of the gateway process.",
     )
-    engine_processes: int = Field(
-        1,
+    engine_processes: int | None = Field(
+        None,
         ge=1,
         le=64,
-        description="Engine child processes; sources are sharded over them by name, and a "
-        "batch is stepped by all at once (one core each; ignored without engine_process).",
+        description="Engine child processes; sources are sharded over them by name, and "
+        "each batches and steps its own (one core each; ignored without engine_process). "
+        "Default: 2 where this process may use 2 or more cores, else 1.",
     )
     callback_allowed_hosts: list[str] = Field(
         default_factory=list, description="Hosts batch callbacks may be posted to."
     )
+
+
+    @property
+    def engine_process_count(self) -> int:
+        """``engine_processes``, or its default on this machine.
+
+        Two engine processes by default on two or more usable cores: measured on a 2-core
+        machine (``bench/load.py``) a batch job stepped 19,000-23,000 points/s with two
+        against 14,900 with one, while realtime requests lost 10-20 % of their saturated
+        rate (smaller waves each) and kept their latency targets.
+        """
+        if self.engine_processes is not None:
+            return self.engine_processes
+        return 2 if _usable_cores() >= 2 else 1
+
+
+def _usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class StreamSettings(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import orjson
 import pytest
@@ -153,6 +155,32 @@ def _on_other_shards(n: int) -> list[str]:
         if len(names) == n:
             return names
     raise AssertionError("no spread")
+
+
+def test_a_busy_shard_does_not_hold_up_calls_to_another(sharded):
+    """Each engine process has its own lock: while one shard's pipe is in use (its lock
+    held, as during a long batch), a call to another shard goes through."""
+    a, b, _ = _on_other_shards(3)
+    sharded.process_json([ProcessItem(s, 1.0, 1.0, None) for s in (a, b)])
+    busy = sharded._locks[shard_of(a, 3)]
+    outcome: dict[str, object] = {}
+
+    def call_other_shard() -> None:
+        outcome["b"] = sharded.process_json([ProcessItem(b, 2.0, 2.0, None)])[0].dicts()
+
+    with busy:
+        worker = threading.Thread(target=call_other_shard)
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "a call to an idle shard waited for a busy one"
+        # a call that needs the busy shard waits for it
+        blocked = threading.Thread(target=lambda: sharded.known_of([a, b]))
+        blocked.start()
+        blocked.join(0.2)
+        assert blocked.is_alive()
+    blocked.join(10)
+    assert not blocked.is_alive()
+    assert [p["sequence"] for p in outcome["b"]] == [2]
 
 
 def test_sharded_request_with_one_bad_item_runs_no_part(sharded):

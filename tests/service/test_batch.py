@@ -436,9 +436,13 @@ def test_sources_per_tenant_limit_counts_the_batch(client, admin_key, monkeypatc
     assert _wait(client, admin_key, "b")["status"] == "succeeded"
 
 
-def test_chunks_in_flight_keep_each_sources_order(tmp_path, database_url):
-    # batch_max_size=2: five sources go in three chunks, two of them fed at once
-    settings = make_settings(tmp_path / "data", database_url, batch_max_size=2)
+@pytest.mark.parametrize("engine_processes", [1, 2])
+def test_chunks_in_flight_keep_each_sources_order(tmp_path, database_url, engine_processes):
+    # batch_max_size=2: five sources go in chunks of two per engine process, two chunks of
+    # each engine process fed at once (with two processes, each batches its own sources)
+    settings = make_settings(
+        tmp_path / "data", database_url, batch_max_size=2, engine_processes=engine_processes
+    )
     app = create_app(settings)
     app.include_router(batch_routes.router)
     with TestClient(app) as c:

@@ -1,4 +1,5 @@
-"""MicroBatcher: batching, ordering, error isolation, back-pressure, drain, threading."""
+"""MicroBatcher: batching, ordering, error isolation, back-pressure, drain, threading;
+ShardedBatcher: shards batched and run apart."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from nqp.engine import Platform, ProcessItem
 from nqp.exceptions import InvalidInputError, InvalidParameterError, NotFittedError
-from nqp.service.batcher import MicroBatcher, QueueFullError, ShuttingDownError
+from nqp.service.batcher import MicroBatcher, QueueFullError, ShardedBatcher, ShuttingDownError
 
 
 class Recorder:
@@ -366,3 +367,49 @@ async def test_back_to_back_batches_keep_order_and_skip_cancelled_items():
     assert all(len(call) <= 3 for call in rec.calls)
     assert batcher.stats.cancelled == 1
     await batcher.drain(5.0)
+
+
+async def test_sharded_batches_never_mix_shards_and_keep_order_within_one():
+    rec = Recorder()
+    batcher = ShardedBatcher(rec, shard_of=lambda x: x[0], shards=3, max_batch_size=4)
+    batcher.start()
+    items = [(k % 3, k) for k in range(30)]
+    results = await asyncio.gather(*(batcher.submit(x) for x in items))
+    assert results == [("done", x) for x in items]
+    for call in rec.calls:
+        assert len({shard for shard, _ in call}) == 1  # one shard per call
+        assert len(call) <= 4
+    for shard in range(3):
+        seen = [k for call in rec.calls for s, k in call if s == shard]
+        assert seen == [k for s, k in items if s == shard]  # submission order
+    assert batcher.queue_depth == 0
+    assert await batcher.drain(5.0)
+
+
+async def test_a_blocked_shard_does_not_hold_up_another():
+    gate = threading.Event()
+    blocked, free = Recorder(gate), Recorder()
+    batcher = ShardedBatcher(
+        lambda items: (blocked if items[0][0] == 0 else free)(items),
+        shard_of=lambda x: x[0],
+        shards=2,
+        max_wait_ms=0.0,
+    )
+    batcher.start()
+    stuck = asyncio.ensure_future(batcher.submit((0, "a")))
+    await asyncio.to_thread(blocked.entered.wait, 5)
+    queued = asyncio.ensure_future(batcher.submit((0, "b")))
+    await wait_until(lambda: batcher.queue_depth == 1)  # behind the blocked batch
+    assert await asyncio.wait_for(batcher.submit((1, "c")), timeout=5) == ("done", (1, "c"))
+    assert not stuck.done()
+    gate.set()
+    assert await stuck == ("done", (0, "a"))
+    assert await queued == ("done", (0, "b"))
+    assert await batcher.drain(5.0)
+    with pytest.raises(ShuttingDownError):
+        await batcher.submit((1, "d"))
+
+
+def test_sharded_batcher_needs_a_shard():
+    with pytest.raises(ValueError, match="shards must be at least 1"):
+        ShardedBatcher(lambda items: items, shard_of=lambda x: 0, shards=0)

@@ -9,14 +9,15 @@ has its own interpreter and core, and the gateway's worker thread only waits on 
 
 :class:`EngineHost` offers the calls the service needs: ``process_json`` (each item's
 predictions as a :class:`PredictionBatch`: their JSON made once, in the engine's process),
-checkpoints, restore, erase, summaries. Calls are serialised (one at a time, like the
-platform's own lock). With ``in_process=True`` the same calls run on a local platform
-(tests, tools, one-core hosts).
+checkpoints, restore, erase, summaries. Calls to one child are serialised (one at a time,
+like the platform's own lock); calls to different children run at once. With
+``in_process=True`` the same calls run on a local platform (tests, tools, one-core hosts).
 
 With ``processes=N > 1`` the sources are sharded over ``N`` children by a stable hash of
-their name (a source always lives in the same child, so its points stay in order), and a
-request's items are stepped by all children at once: on a machine with cores to spare this
-multiplies engine throughput. A request is checked by every child before any child runs
+their name (a source always lives in the same child, so its points stay in order). The
+service batches each child's sources apart (:func:`shard_of` picks the batcher), so the
+children step their own batches independently; a call whose items span several children
+is stepped by all of them at once, each item checked by its child before any child runs
 its part (a two-phase call), so an invalid item still changes no state anywhere.
 
 The child is started with the ``forkserver`` method: forked from a clean server process
@@ -35,7 +36,7 @@ import multiprocessing.connection
 import re
 import threading
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,7 +252,8 @@ class EngineHost:
         self.settings = settings
         self.in_process = in_process
         self.processes = 1 if in_process else processes
-        self._lock = threading.Lock()
+        # one lock per engine process (pipe): calls to different shards run at once
+        self._locks = [threading.Lock() for _ in range(self.processes)]
         self._platform: Platform | None = None
         self._conns: list[multiprocessing.connection.Connection] = []
         self._procs: list[Any] = []
@@ -325,14 +327,22 @@ class EngineHost:
         if self.in_process:
             if self._platform is None:
                 raise EngineUnavailableError("The engine is not started.")
-            with self._lock:
+            with self._holding(calls):
                 return {0: _CALLS[name](self._platform, *calls[0])}
-        with self._lock:
+        with self._holding(calls):
             answers = self._exchange({k: (name, args) for k, args in calls.items()})
         for status, value in answers.values():
             if status == "error":
                 raise value
         return {k: value for k, (_, value) in answers.items()}
+
+    @contextlib.contextmanager
+    def _holding(self, shards: Iterable[int]) -> Iterator[None]:
+        """Hold the locks of ``shards`` (taken in ascending order: no deadlock)."""
+        with contextlib.ExitStack() as stack:
+            for k in sorted(shards):
+                stack.enter_context(self._locks[k])
+            yield
 
     def _call_all(self, name: str, *args: Any) -> list[Any]:
         shards = range(1 if self.in_process else len(self._conns) or self.processes)
@@ -364,7 +374,7 @@ class EngineHost:
         if len(positions) == 1:  # one shard holds every source: a plain call
             ((k, _),) = positions.items()
             return self._call_shards({k: (items,)}, "process_json")[k]
-        with self._lock:
+        with self._holding(positions):
             ready = self._exchange(
                 {k: ("prepare", ([items[i] for i in pos],)) for k, pos in positions.items()}
             )

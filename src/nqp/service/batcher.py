@@ -24,6 +24,11 @@ Guarantees
   :class:`QueueFullError` at once (the API answers 429/503 with ``Retry-After``).
 * :meth:`MicroBatcher.drain` stops accepting work, finishes what was queued or in flight
   and stops the worker (graceful shutdown on SIGTERM).
+
+:class:`ShardedBatcher` keeps one :class:`MicroBatcher` per shard, for a ``process`` that
+can serve different shards at once (the engine's child processes, each owning the sources
+its shard holds): each shard's items are batched and stepped on their own worker thread,
+so one shard's batch never waits for another's, and a batch never spans two shards.
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from typing import Any, ClassVar, Generic, TypeVar
 from nqp._validation import Interval, validate_params
 from nqp.exceptions import InvalidInputError, NotFittedError, NQPError
 
-__all__ = ["BatcherStats", "MicroBatcher", "QueueFullError", "ShuttingDownError"]
+__all__ = [
+    "BatcherStats",
+    "MicroBatcher",
+    "QueueFullError",
+    "ShardedBatcher",
+    "ShuttingDownError",
+]
 
 log = logging.getLogger("nqp.service.batcher")
 
@@ -506,3 +517,63 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             if not entry.future.done():
                 self._counts["failed"] += 1
                 entry.future.set_exception(exc)
+
+
+class ShardedBatcher(Generic[ItemT, ResultT]):
+    """One :class:`MicroBatcher` per shard: each shard's items batched and run on their own.
+
+    Parameters
+    ----------
+    process : callable
+        ``process(items) -> results`` as for :class:`MicroBatcher`, called with items of one
+        shard at a time, and concurrently for different shards (from one worker thread per
+        shard).
+    shard_of : callable
+        ``shard_of(item) -> int`` in ``[0, shards)``; the same for every item that must keep
+        its order relative to another (e.g. a hash of the item's source).
+    shards : int, default=1
+        Shards (and worker threads); with 1 this is a :class:`MicroBatcher`.
+    **options
+        :class:`MicroBatcher` parameters, each shard's own: ``max_batch_size`` and
+        ``max_queue`` bound every shard's batches and queue.
+
+    Attributes
+    ----------
+    batchers : list of MicroBatcher
+        The shards' batchers, by shard.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[list[ItemT]], Sequence[ResultT]],
+        *,
+        shard_of: Callable[[ItemT], int],
+        shards: int = 1,
+        **options: Any,
+    ) -> None:
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1, got {shards}.")
+        self.shard_of = shard_of
+        self.batchers: list[MicroBatcher[ItemT, ResultT]] = [
+            MicroBatcher(process, **options) for _ in range(shards)
+        ]
+
+    def start(self) -> None:
+        """:meth:`MicroBatcher.start` of every shard."""
+        for batcher in self.batchers:
+            batcher.start()
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """:meth:`MicroBatcher.drain` of every shard at once; True if all finished."""
+        done = await asyncio.gather(*(b.drain(timeout) for b in self.batchers))
+        return all(done)
+
+    async def submit(self, item: ItemT) -> ResultT:
+        """:meth:`MicroBatcher.submit` to the batcher of ``shard_of(item)``."""
+        batchers = self.batchers
+        return await batchers[self.shard_of(item) if len(batchers) > 1 else 0].submit(item)
+
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting to be dispatched, all shards together."""
+        return sum(b.queue_depth for b in self.batchers)

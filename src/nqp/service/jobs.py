@@ -95,7 +95,7 @@ SUMMARY_FIELDS = (
 _STATUS_LEN = 64  # Job.callback_status column width
 _FLUSH_EVERY_POINTS = 50_000  # let the prediction writer catch up (its queue is bounded)
 _QUEUE_FULL_RETRIES = 20
-_CHUNKS_IN_FLIGHT = 2  # one chunk's round in the engine while the other's is stored
+_CHUNKS_IN_FLIGHT = 2  # per engine process: one chunk's round stepped, the other's stored
 
 
 # ---------------------------------------------------------------------- signing
@@ -388,28 +388,34 @@ class JobRunner:
     ) -> tuple[dict[str, Any], str | None]:
         """Feed the batches in rounds; return (result summary, error or None).
 
-        Sources go in chunks of up to ``batch_max_size``, :data:`_CHUNKS_IN_FLIGHT` chunks
-        at a time (disjoint sources, so per-source order holds), so that the engine steps
+        Each engine process's sources go in chunks of up to ``batch_max_size`` (one
+        micro-batch), :data:`_CHUNKS_IN_FLIGHT` chunks per engine process at a time
+        (disjoint sources, so per-source order holds), so that each engine process steps
         one chunk's round while the service stores and counts the other's. Each round
         submits the next ``ceil(wave_points / n_sources)`` points of every source of its
-        chunk at once (one micro-batch, stepped in vectorised waves). A source whose item
-        fails gets no further rounds.
+        chunk at once (stepped in vectorised waves). A source whose item fails gets no
+        further rounds.
         """
         runtime = self.runtime
         start = time.perf_counter()
         width = max(1, runtime.settings.service.batch_max_size)
         tallies = [_Tally() for _ in batches]
         unflushed = [0]  # points since the last flush, shared by the chunks in flight
-        slots = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+        by_shard: dict[int, list[int]] = {}
+        for i, batch in enumerate(batches):
+            shard = runtime.engine_shard(f"{tenant_id}/{batch.source}")
+            by_shard.setdefault(shard, []).append(i)
 
-        async def feed(chunk: range) -> None:
+        async def feed(chunk: list[int], slots: asyncio.Semaphore) -> None:
             async with slots:
                 await self._feed_chunk(tenant_id, batches, chunk, tallies, config, unflushed)
 
         try:
             async with asyncio.TaskGroup() as group:  # an unexpected error cancels the others
-                for lo in range(0, len(batches), width):
-                    group.create_task(feed(range(lo, min(lo + width, len(batches)))))
+                for members in by_shard.values():
+                    slots = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+                    for lo in range(0, len(members), width):
+                        group.create_task(feed(members[lo : lo + width], slots))
         except ExceptionGroup as errors:  # report the error itself, not the group
             raise errors.exceptions[0] from None
         await runtime.flush()
@@ -439,7 +445,7 @@ class JobRunner:
         self,
         tenant_id: str,
         batches: Sequence[SourceBatch],
-        chunk: range,
+        chunk: list[int],
         tallies: list[_Tally],
         config: ProcessConfig | None,
         unflushed: list[int],

@@ -30,9 +30,9 @@ from nqp import store
 from nqp.cache import TieredCache, TTLCache
 from nqp.config import Settings
 from nqp.engine import ProcessItem
-from nqp.engine.process import EngineHost, PredictionBatch
+from nqp.engine.process import EngineHost, PredictionBatch, shard_of
 from nqp.exceptions import InvalidParameterError
-from nqp.service.batcher import MicroBatcher
+from nqp.service.batcher import ShardedBatcher
 from nqp.service.breaker import CircuitBreaker
 from nqp.service.hub import PredictionHub
 from nqp.service.metrics import Metrics
@@ -111,10 +111,14 @@ class Runtime:
         self.platform = EngineHost(
             settings,
             in_process=self.distributed or not svc.engine_process,
-            processes=svc.engine_processes,
+            processes=svc.engine_process_count,
         )
-        self.batcher = MicroBatcher(
+        shards = self.platform.processes
+        # one batcher per engine process: each steps its own sources' batches, unblocked
+        self.batcher: ShardedBatcher[ProcessItem, PredictionBatch] = ShardedBatcher(
             self._process,
+            shard_of=lambda item: shard_of(item.source, shards),
+            shards=shards,
             max_batch_size=svc.batch_max_size,
             max_wait_ms=svc.batch_max_wait_ms,
             max_queue=svc.queue_max,
@@ -434,8 +438,12 @@ class Runtime:
         return True, 0.0
 
     # ------------------------------------------------------------------ processing
+    def engine_shard(self, internal: str) -> int:
+        """The engine process (and batcher) that steps the source named ``internal``."""
+        return shard_of(internal, len(self.batcher.batchers))
+
     def _process(self, items: list[ProcessItem]) -> list[PredictionBatch]:
-        """Runs in the batcher's worker thread (waiting on the engine process)."""
+        """Runs in a batcher's worker thread (waiting on its engine process)."""
         start = time.perf_counter()
         out = self.platform.process_json(items)
         metrics = self.metrics
