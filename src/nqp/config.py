@@ -175,7 +175,6 @@ class ServiceSettings(BaseModel):
         default_factory=list, description="Hosts batch callbacks may be posted to."
     )
 
-
     @property
     def engine_process_count(self) -> int:
         """``engine_processes``, or its default on this machine.
