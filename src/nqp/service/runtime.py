@@ -200,6 +200,10 @@ class Runtime:
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.platform.start)  # distributed: the summary reader
+        if self.platform.in_process and not self.distributed:
+            log.info("engine: in the gateway process")
+        elif not self.distributed:
+            log.info("engine: %d child process(es), one batcher each", self.platform.processes)
         await store.migrate(self.database_url)
         self.engine = store.make_engine(self.database_url)
         self.sessions = store.make_sessionmaker(self.engine)
