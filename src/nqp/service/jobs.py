@@ -59,7 +59,7 @@ from nqp.engine.process import PredictionBatch
 from nqp.service.batcher import QueueFullError, ShuttingDownError
 from nqp.service.breaker import CircuitBreaker, CircuitOpenError
 from nqp.service.responses import dumps
-from nqp.service.runtime import Runtime
+from nqp.service.runtime import Runtime, internal_source
 from nqp.types import ProcessConfig
 
 __all__ = [
@@ -403,7 +403,7 @@ class JobRunner:
         unflushed = [0]  # points since the last flush, shared by the chunks in flight
         by_shard: dict[int, list[int]] = {}
         for i, batch in enumerate(batches):
-            shard = runtime.engine_shard(f"{tenant_id}/{batch.source}")
+            shard = runtime.engine_shard(internal_source(tenant_id, batch.source))
             by_shard.setdefault(shard, []).append(i)
 
         async def feed(chunk: list[int], slots: asyncio.Semaphore) -> None:
@@ -453,7 +453,9 @@ class JobRunner:
         """All rounds of one chunk of sources (``batches[i]`` for ``i`` in ``chunk``)."""
         runtime = self.runtime
         # restore first, so that the chunk's items reach the batcher together
-        await runtime.ensure_restored_many([f"{tenant_id}/{batches[i].source}" for i in chunk])
+        await runtime.ensure_restored_many(
+            [internal_source(tenant_id, batches[i].source) for i in chunk]
+        )
         step = max(1, -(-self.wave_points // len(chunk)))
         longest = max(len(batches[i].timestamps) for i in chunk)
         for a in range(0, longest, step):
