@@ -70,27 +70,26 @@ PATH = "/api/v1/process/realtime"
 # The hot path parses and answers JSON itself (pydantic-core parses the raw body in one call;
 # the prediction goes out as the JSON text the engine process made), and RealtimeShortcut
 # serves it ahead of FastAPI's router: FastAPI's routing, dependency and response-model
-# handling cost more than the engine step. The OpenAPI entry below documents the same contract.
-_REQUEST_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RealtimeRequest"}}},
-}
+# handling cost more than the engine step. The route below documents the same contract in
+# the OpenAPI schema (its ``body`` parameter) and serves the path where the shortcut is not
+# installed.
 
 
 @router.post(
     "/realtime",
     response_model=None,
     responses={200: {"model": Prediction, "description": "The last point's prediction."}},
-    openapi_extra={"requestBody": _REQUEST_BODY},
 )
-async def realtime(request: Request, principal: DeveloperKey, runtime: RuntimeDep) -> Response:
+async def realtime(
+    request: Request, body: RealtimeRequest, principal: DeveloperKey, runtime: RuntimeDep
+) -> Response:
     """Advance the source by the given points; returns the last point's prediction.
 
     Every point's prediction is stored (``GET /api/v1/predictions``) and published to
     WebSocket subscribers. 429/503 with ``Retry-After`` when the queue is full or the
     server is draining.
     """
-    raw = await request.body()
+    raw = await request.body()  # parsed again by process_realtime, as on the shortcut
     return Response(await process_realtime(runtime, principal, raw), media_type="application/json")
 
 
