@@ -119,8 +119,8 @@ class PredictionBatch:
         confidences: list[float] = []
         bodies: list[str] = []
         for p in predictions:
-            head = iter(p)
-            if next(head) != "prediction_id" or next(head) != "source":
+            members = iter(p)
+            if next(members) != "prediction_id" or next(members) != "source":
                 raise ValueError("a prediction's first members must be prediction_id, source")
             pid = p["prediction_id"]
             if not pid.isalnum():  # written unescaped by payloads(): JSON-safe characters only

@@ -416,8 +416,8 @@ class JobRunner:
                     slots = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
                     for lo in range(0, len(members), width):
                         group.create_task(feed(members[lo : lo + width], slots))
-        except ExceptionGroup as errors:  # report the error itself, not the group
-            raise errors.exceptions[0] from None
+        except ExceptionGroup as group:  # report the error itself, not the group
+            raise group.exceptions[0] from None
         await runtime.flush()
         elapsed = time.perf_counter() - start
         points = sum(t.points for t in tallies)

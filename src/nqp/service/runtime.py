@@ -286,11 +286,11 @@ class Runtime:
             await self.batcher.drain(timeout_s)
         if self.stream is not None:
             await self.stream.stop(timeout_s)
-        for task in (self._checkpoint_task, self._retention_task, self._lease_task):
-            if task is not None:
-                task.cancel()
+        for loop_task in (self._checkpoint_task, self._retention_task, self._lease_task):
+            if loop_task is not None:
+                loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await loop_task
         await self._flush_writer()
         if self._writer.task is not None:
             self._writer.task.cancel()
