@@ -180,7 +180,7 @@ class ServiceSettings(BaseModel):
         """``engine_processes``, or its default on this machine.
 
         Two engine processes by default on two or more usable cores: measured on a 2-core
-        machine (``bench/load.py``) a batch job stepped 18,700-22,800 points/s with two
+        machine (``bench/load.py``) a batch job stepped 18,200-22,800 points/s with two
         against 13,500-14,400 with one, while realtime calls cost 0.1-0.2 ms more server
         CPU each (half-width waves) and kept their latency targets.
         """
