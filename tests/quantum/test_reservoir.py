@@ -93,6 +93,12 @@ class Reference:
         return np.array(features)
 
 
+def _assert_same_state(got: QuantumReservoirState, want: QuantumReservoirState) -> None:
+    """Every array of ``got`` equals ``want``'s bit for bit."""
+    for name, value in want.arrays().items():
+        np.testing.assert_array_equal(getattr(got, name), value, err_msg=name)
+
+
 def _trace_distance(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.linalg.eigvalsh(a - b)).sum())
 
@@ -361,8 +367,7 @@ def test_stepping_rows_in_place_equals_gather_step_scatter(name):
             np.testing.assert_array_equal(
                 getattr(got_report, field.name), getattr(want_report, field.name), field.name
             )
-        for field, value in gathered.arrays().items():
-            np.testing.assert_array_equal(getattr(in_place, field), value, err_msg=field)
+        _assert_same_state(in_place, gathered)
 
 
 def test_bad_rows_raise_and_leave_state_unchanged():
@@ -379,8 +384,7 @@ def test_bad_rows_raise_and_leave_state_unchanged():
         qr.step(state, np.ones((3, 1)), rows=[0, 1])
     with pytest.raises(InvalidInputError, match="distinct"):
         qr.report(state, rows=[0, 0])
-    for field, value in before.arrays().items():
-        np.testing.assert_array_equal(getattr(state, field), value, err_msg=field)
+    _assert_same_state(state, before)
 
 
 def test_run_equals_stepping_and_accepts_one_source():
@@ -610,8 +614,7 @@ def test_bad_input_raises_and_leaves_state_unchanged(bad):
     before = state.copy()
     with pytest.raises(InvalidInputError):
         qr.step(state, bad)
-    for name, value in before.arrays().items():
-        np.testing.assert_array_equal(getattr(state, name), value, err_msg=name)
+    _assert_same_state(state, before)
 
 
 def test_run_rejects_non_finite_sequence_before_stepping():

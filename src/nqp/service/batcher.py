@@ -570,8 +570,7 @@ class ShardedBatcher(Generic[ItemT, ResultT]):
 
     async def submit(self, item: ItemT) -> ResultT:
         """:meth:`MicroBatcher.submit` to the batcher of ``shard_of(item)``."""
-        batchers = self.batchers
-        return await batchers[self.shard_of(item) if len(batchers) > 1 else 0].submit(item)
+        return await self.batchers[self.shard_of(item)].submit(item)
 
     @property
     def queue_depth(self) -> int:

@@ -113,12 +113,11 @@ class Runtime:
             in_process=self.distributed or not svc.engine_process,
             processes=svc.engine_process_count,
         )
-        shards = self.platform.processes
         # one batcher per engine process: each steps its own sources' batches, unblocked
         self.batcher: ShardedBatcher[ProcessItem, PredictionBatch] = ShardedBatcher(
             self._process,
-            shard_of=lambda item: shard_of(item.source, shards),
-            shards=shards,
+            shard_of=lambda item: self.engine_shard(item.source),
+            shards=self.platform.processes,
             max_batch_size=svc.batch_max_size,
             max_wait_ms=svc.batch_max_wait_ms,
             max_queue=svc.queue_max,
@@ -444,7 +443,7 @@ class Runtime:
     # ------------------------------------------------------------------ processing
     def engine_shard(self, internal: str) -> int:
         """The engine process (and batcher) that steps the source named ``internal``."""
-        return shard_of(internal, len(self.batcher.batchers))
+        return shard_of(internal, self.platform.processes)
 
     def _process(self, items: list[ProcessItem]) -> list[PredictionBatch]:
         """Runs in a batcher's worker thread (waiting on its engine process)."""
