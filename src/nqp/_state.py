@@ -37,9 +37,22 @@ class BatchState:
     (3, 6)
     """
 
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The names of the state's arrays, in field order (looked up once per class).
+
+        ``dataclasses.fields`` walks the class on every call, which the engine would pay
+        several times per component per wave; the names never change.
+        """
+        names = cls.__dict__.get("_field_names")
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))
+            cls._field_names = names  # type: ignore[attr-defined]  # per class, not a field
+        return names
+
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The state's arrays by field name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in self.field_names()}
 
     def __len__(self) -> int:
         first = next(iter(self.arrays().values()))
@@ -84,5 +97,6 @@ class BatchState:
     @classmethod
     def concat(cls, states: list[Self]) -> Self:
         """Stack several states along the source axis."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{k: np.concatenate([getattr(s, k) for s in states]) for k in names})
+        return cls(
+            **{k: np.concatenate([getattr(s, k) for s in states]) for k in cls.field_names()}
+        )
