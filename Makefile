@@ -29,6 +29,7 @@ demo: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy src
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .

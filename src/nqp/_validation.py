@@ -145,7 +145,7 @@ def check_finite_array(
         (the message gives the count and first position of the offending values).
     """
     try:
-        arr = np.asarray(x, dtype=dtype)
+        arr: NDArray[Any] = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be numeric: {exc}") from exc
     if ndim is not None and arr.ndim != ndim:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -230,7 +230,7 @@ class Platform:
                 raise InvalidInputError(f"Unknown source {source!r}.")
             in_memory = source in self.store
             row = self.store.acquire([source])[0]
-            m: MetaState = self.store.states["meta"]
+            m = cast(MetaState, self.store.states["meta"])
             scored = int(m.scored[row])
             gaps = m.gaps[row][np.isfinite(m.gaps[row])]
             return SourceSummary(
@@ -257,7 +257,7 @@ class Platform:
         Cheap (no restore, no summary): meant for refreshing metrics after each batch.
         """
         with self._lock:
-            rates = self.store.states["meta"].hit_rate_ew
+            rates = cast(MetaState, self.store.states["meta"]).hit_rate_ew
             out = {}
             for source in sources:
                 row = self.store.row(source)
@@ -390,7 +390,7 @@ class Platform:
 
     def _check_against_state(self, parsed: list[_Parsed]) -> None:
         """Cross-item and against-state checks (read-only)."""
-        meta: MetaState = self.store.states["meta"]
+        meta = cast(MetaState, self.store.states["meta"])
         seen: dict[str, tuple[int, int | None, int | None, float]] = {}
         for i, p in enumerate(parsed):
             where = f"items[{i}]"
@@ -437,7 +437,7 @@ class Platform:
 
     def _peek_evicted(self, source: str) -> tuple[int, int, int, float]:
         row = self.store.acquire([source])[0]  # restores it (a state-neutral operation)
-        meta: MetaState = self.store.states["meta"]
+        meta = cast(MetaState, self.store.states["meta"])
         return (
             int(meta.n_channels[row]),
             int(meta.horizon[row]),
@@ -468,7 +468,7 @@ class Platform:
             span: slice | NDArray[np.intp] = rows
             if rows.size and rows[-1] - rows[0] == rows.size - 1:
                 span = slice(int(rows[0]), int(rows[-1]) + 1)
-            meta: MetaState = self.store.states["meta"]
+            meta = cast(MetaState, self.store.states["meta"])
             for (source, (i, _)), row in zip(members, rows, strict=True):
                 if meta.seq[row] == 0:  # a new source: fix its layout
                     p = parsed[i]

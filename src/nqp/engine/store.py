@@ -224,8 +224,13 @@ class SourceStore:
                 arrays[f"{name}.{field}"] = value[row]
         header = {"version": _FORMAT_VERSION, "source": source, "fingerprint": self.fingerprint}
         buf = io.BytesIO()
+        # allow_pickle=True is numpy's default, spelt out so that the type checker knows
+        # ``**arrays`` (keys "state.field") cannot be filling that bool parameter.
         np.savez(
-            buf, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays
+            buf,
+            __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+            allow_pickle=True,
+            **arrays,
         )
         return buf.getvalue()
 

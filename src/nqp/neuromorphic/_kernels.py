@@ -17,16 +17,28 @@ Layouts
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["esn_run_batch", "esn_run_single", "lif_run", "lif_sources", "tanh32"]
 
+
+class _JitOptions(TypedDict):
+    """The keyword options of ``nb.njit`` that every kernel here is compiled with."""
+
+    nogil: bool
+    cache: bool
+    fastmath: set[str]
+    error_model: Literal["python", "numpy"]
+
+
 # Fast-math without "reassoc": fused multiply-adds are allowed but LLVM may not reorder
 # sums. Letting it vectorise the CSR row reduction produced emulated gathers with heavy
 # register spilling (3x slower than scalar code); four explicit accumulators are faster.
-_JIT = {
+_JIT: _JitOptions = {
     "nogil": True,
     "cache": True,
     "fastmath": {"nnan", "ninf", "nsz", "arcp", "contract", "afn"},

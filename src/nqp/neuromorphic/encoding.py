@@ -425,7 +425,7 @@ class SpikeEncoder:
         n = n_channels * k
         index = np.random.default_rng(self.seed).permutation(n).astype(np.int64)
         self.neuron_index_ = index.reshape(n_channels, k)
-        self.n_channels_ = n_channels
+        self.n_channels_: int = n_channels
         self.centres_ = np.linspace(-self.value_range, self.value_range, k)
         if self.field_width is not None:
             self._width = float(self.field_width)

@@ -179,6 +179,9 @@ class _SparseReservoir:
     def _build(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def init_state(self, n_sources: int) -> BatchState:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _rngs(self) -> list[np.random.Generator]:
         """Independent generators for W, W_in, bias and ARPACK, all from ``seed``."""
         return [np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(4)]
@@ -650,7 +653,15 @@ class LIFReservoir(_SparseReservoir):
         w_csc.sort_indices()
         in_csc = sp.csc_array(self.W_in_)
         in_csc.sort_indices()
-        self._csc = tuple(
+        # W then W_in, each as CSC (indptr int32, indices int32, data float32)
+        self._csc: tuple[
+            NDArray[np.int32],
+            NDArray[np.int32],
+            NDArray[np.float32],
+            NDArray[np.int32],
+            NDArray[np.int32],
+            NDArray[np.float32],
+        ] = tuple(
             a.astype(dt)
             for m in (w_csc, in_csc)
             for a, dt in ((m.indptr, np.int32), (m.indices, np.int32), (m.data, np.float32))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numba
 import numpy as np
@@ -526,7 +526,8 @@ def imaginary_time_ground_state(
     op = _as_operator(H)
     if psi0 is None:
         rng = np.random.default_rng(seed)
-        psi = rng.standard_normal(op.dim) + 0j
+        # float64 + 0j is complex128 (numpy's stubs say only ``complexfloating``)
+        psi = cast(NDArray[np.complex128], rng.standard_normal(op.dim) + 0j)
         psi /= np.linalg.norm(psi)
     else:
         psi = _check_state(psi0, op.dim)
@@ -546,9 +547,10 @@ def imaginary_time_ground_state(
             f"imaginary_time_ground_state: residual {res:.3g} > tol={tol:g} after {it} steps "
             f"of dtau={dtau:g}."
         )
+    vec: NDArray[np.complex128] | NDArray[np.float64] = psi
     if op.real and np.abs(psi.imag).max() <= 1e-14 * np.abs(psi.real).max():
-        psi = psi.real.copy()
-    return GroundState(float(energy), _fix_phase(psi), float(res), it, bool(converged))
+        vec = psi.real.copy()
+    return GroundState(float(energy), _fix_phase(vec), float(res), it, bool(converged))
 
 
 # --------------------------------------------------------------------------- adiabatic
@@ -656,6 +658,7 @@ def adiabatic_evolve(
         for k in range(n_steps + 1):
             energy[k] = energy_of(float(s[k]), psi)
             if overlap is not None:
+                assert tgt is not None  # overlap is allocated exactly when a target is given
                 overlap[k] = abs(np.vdot(tgt, psi)) ** 2
             if k == n_steps:
                 break

@@ -239,6 +239,7 @@ def pauli_sum(n_qubits: int, terms: Iterable[tuple[complex | float, str]]) -> sp
         if zmask == 0:
             vec += value
         else:
+            assert basis is not None  # built above whenever some term has a Z mask
             # (-1)^{popcount(b & z)} as ±1
             vec += value * (1.0 - 2.0 * (np.bitwise_count(basis & zmask) & 1))
     return _assemble(n_qubits, flips, values)

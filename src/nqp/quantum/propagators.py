@@ -21,7 +21,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numba
 import numpy as np
@@ -37,7 +37,7 @@ from nqp.quantum.hamiltonian import BitFlipOperator
 
 __all__: list[str] = []  # internal kernels; the API is nqp.quantum.evolution
 
-Operator = sp.sparray | sp.spmatrix | NDArray[Any] | spla.LinearOperator
+Operator: TypeAlias = sp.sparray | sp.spmatrix | NDArray[Any] | spla.LinearOperator
 
 
 # --------------------------------------------------------------------------- helpers
@@ -113,7 +113,10 @@ def _check_hermitian(op: _Op, rng: np.random.Generator, name: str = "H") -> None
     v = rng.standard_normal(op.dim) + 1j * rng.standard_normal(op.dim)
     Hu, Hv = op.matvec(u), op.matvec(v)
     lhs, rhs = np.vdot(u, Hv), np.vdot(Hu, v)
-    scale = np.linalg.norm(Hu) * np.linalg.norm(v) + np.linalg.norm(Hv) * np.linalg.norm(u)
+    # norms of complex128 vectors are float64 (numpy's stubs say only ``floating``)
+    scale = cast(
+        np.float64, np.linalg.norm(Hu) * np.linalg.norm(v) + np.linalg.norm(Hv) * np.linalg.norm(u)
+    )
     if abs(lhs - rhs) > 1e-10 * max(scale, 1e-300):
         raise InvalidInputError(
             f"{name} is not Hermitian: <u|Hv> - <Hu|v> = {abs(lhs - rhs):.3g} for random u, v "
@@ -672,7 +675,7 @@ def _lanczos_ground(
     return psi, n_mv
 
 
-def _into(op: _Op) -> Callable[[NDArray[Any], NDArray[Any]], None]:
+def _into(op: _Op) -> Callable[[NDArray[Any], NDArray[Any]], object]:  # result unused
     """``f(x, out)`` writing ``H @ x`` into ``out`` (no allocation for a BitFlipOperator)."""
     M = op.matrix
     if isinstance(M, BitFlipOperator):

@@ -768,12 +768,12 @@ class QuantumReservoir:
         active = self._tracked(state)
         for a in range(0, active.size, _CHUNK):
             picked = active[a : a + _CHUNK]
-            rows: slice | NDArray[np.intp] = picked
+            block: slice | NDArray[np.intp] = picked
             if picked[-1] - picked[0] == picked.size - 1:  # contiguous rows: work on views
-                rows = slice(int(picked[0]), int(picked[-1]) + 1)
-            shadow = state.shadow[rows]
-            self._rotation_step(shadow, s[rows], read=False)
-            state.shadow[rows] = shadow
+                block = slice(int(picked[0]), int(picked[-1]) + 1)
+            shadow = state.shadow[block]
+            self._rotation_step(shadow, s[block], read=False)
+            state.shadow[block] = shadow
             distance = self._trace_distance(state.rho, picked, state.shadow, picked)
             self._record(state, picked, distance)
         return feats

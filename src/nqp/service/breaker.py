@@ -18,14 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from nqp._validation import Interval, validate_params
 from nqp.exceptions import NQPError
 
 __all__ = ["BreakerStats", "CircuitBreaker", "CircuitOpenError", "CircuitState"]
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -246,12 +245,14 @@ class CircuitBreaker:
             self._trials -= 1
 
     # ------------------------------------------------------------------ calls
+    # ``*args``/``**kwargs`` are not typed with a ParamSpec: PEP 612 allows no keyword
+    # parameter (``timeout_s``) between ``P.args`` and ``P.kwargs``.
     async def call(
         self,
-        fn: Callable[P, Awaitable[T]],
-        *args: P.args,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
         timeout_s: float | None = None,
-        **kwargs: P.kwargs,
+        **kwargs: Any,
     ) -> T:
         """Await ``fn(*args, **kwargs)`` through the breaker.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.stats
@@ -603,6 +603,20 @@ class PredictionSet:
     realised_change: NDArray[np.float64]
     realised_direction: NDArray[np.int8] | None = None
     regime: NDArray[np.str_] | None = None
+
+    if TYPE_CHECKING:
+        # The generated __init__ takes array-likes (converted in __post_init__); this
+        # declares so to type checkers. At run time the dataclass-generated one is used.
+        def __init__(
+            self,
+            index: ArrayLike,
+            predicted_direction: ArrayLike,
+            confidence: ArrayLike,
+            predicted_change: ArrayLike,
+            realised_change: ArrayLike,
+            realised_direction: ArrayLike | None = None,
+            regime: ArrayLike | None = None,
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         idx = check_finite_array(self.index, name="index", ndim=1)

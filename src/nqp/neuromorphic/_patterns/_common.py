@@ -174,7 +174,14 @@ def harmonic_share(
 @functools.cache
 def _comb(
     n: int, n_harmonics: int, bandwidth: int, min_cycles: int
-) -> tuple[NDArray[np.float64], ...]:
+) -> tuple[
+    NDArray[np.float64],
+    NDArray[np.float64],
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.bool_],
+    NDArray[np.float64],
+]:
     """What :func:`harmonic_share` needs of the series length alone, made once per shape.
 
     Returns ``(tc, window, lo, hi, valid, expected)``: the centred time axis (n,), the Hann
