@@ -45,6 +45,7 @@ bench: $(VENV)/.installed-bench
 	$(PY) bench/annealing.py
 	$(PY) bench/patterns.py
 	$(PY) bench/engine.py
+	$(PY) bench/store.py
 	$(PY) bench/load.py
 
 clean:

@@ -13,6 +13,7 @@ from nqp.store import (
     load_checkpoints,
     record_event,
     save_checkpoint,
+    save_checkpoints,
 )
 
 
@@ -58,6 +59,27 @@ async def test_load_checkpoints_in_bulk(session, tenants):
     many = [f"x{i}" for i in range(1200)] + ["s4"]  # more than one IN (...) chunk
     assert await load_checkpoints(session, tenant_id=a, sources=many) == {"s4": b"\x04"}
     assert await load_checkpoints(session, tenant_id=b) == {"s0": b"b"}
+
+
+async def test_save_checkpoints_many_rows_in_one_call(session, tenants, rng):
+    a, b = tenants
+    assert await save_checkpoints(session, []) == 0
+    await save_checkpoint(session, tenant_id=a, source="s1", data=b"old")
+    await session.commit()
+    blob = rng.integers(0, 256, size=150_000, dtype="uint8").tobytes()  # an engine state's size
+    rows = [(a, f"s{i}", bytes([i % 256]) * (i + 1)) for i in range(700)]  # replaces s1, adds more
+    rows += [(a, "big", blob), (b, "s1", b"theirs")]  # another tenant's row in the same call
+    assert await save_checkpoints(session, iter(rows)) == len(rows)
+    await session.commit()
+    mine = await load_checkpoints(session, tenant_id=a)
+    assert mine == {src: data for tenant, src, data in rows if tenant == a}
+    assert mine["s1"] == b"\x01\x01"
+    assert await load_checkpoints(session, tenant_id=b) == {"s1": b"theirs"}
+    # a second call replaces every row it names and leaves the others as they were
+    assert await save_checkpoints(session, [(a, "s5", b"new"), (a, "big", b"small")]) == 2
+    await session.commit()
+    got = await load_checkpoints(session, tenant_id=a, sources=["s5", "big", "s6"])
+    assert got == {"s5": b"new", "big": b"small", "s6": bytes([6]) * 7}
 
 
 async def test_concurrent_saves_of_one_source_never_fail(sessionmaker, tenants):

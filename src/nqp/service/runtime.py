@@ -735,11 +735,10 @@ class Runtime:
         blobs = await asyncio.to_thread(self.platform.checkpoints, sources)  # erased: skipped
         try:
             async with self.sessions() as session:
-                for internal, data in blobs.items():
-                    tenant_id, source = public_source(internal)
-                    await store.save_checkpoint(
-                        session, tenant_id=tenant_id, source=source, data=data
-                    )
+                await store.save_checkpoints(
+                    session,
+                    ((*public_source(internal), data) for internal, data in blobs.items()),
+                )
                 await session.commit()
         except Exception:
             self._dirty.update(blobs)  # try again next time

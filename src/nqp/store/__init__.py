@@ -35,6 +35,7 @@ from nqp.store.checkpoints import (
     load_checkpoint,
     load_checkpoints,
     save_checkpoint,
+    save_checkpoints,
 )
 from nqp.store.configs import config_history, get_config, put_config, rollback_config
 from nqp.store.db import (
@@ -133,6 +134,7 @@ __all__ = [
     "revoke_key",
     "rollback_config",
     "save_checkpoint",
+    "save_checkpoints",
     "touch_key",
     "update_job",
     "update_validation_run",

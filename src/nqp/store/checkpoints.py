@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ __all__ = [
     "load_checkpoint",
     "load_checkpoints",
     "save_checkpoint",
+    "save_checkpoints",
 ]
 
 
@@ -27,15 +29,36 @@ async def save_checkpoint(
     One ``INSERT ... ON CONFLICT (tenant_id, source) DO UPDATE`` on both backends, so
     concurrent savers never fail; the last writer wins.
     """
-    table = SourceCheckpoint.__table__
-    stmt = upsert_insert(session, table).values(
-        tenant_id=tenant_id, source=source, data=bytes(data), updated_at=utcnow()
-    )
-    stmt = stmt.on_conflict_do_update(
+    await save_checkpoints(session, [(tenant_id, source, data)])
+
+
+async def save_checkpoints(session: AsyncSession, rows: Iterable[tuple[str, str, bytes]]) -> int:
+    """Store many checkpoints at once; return how many.
+
+    ``rows`` are ``(tenant_id, source, data)``, each replacing that source's previous
+    checkpoint (at most one row per source: a later duplicate would conflict with the
+    earlier one in the same statement). The upsert of :func:`save_checkpoint` is built
+    once and executed with every row (the driver's executemany), instead of one statement
+    built and sent per source: a periodic or shutdown checkpoint of thousands of sources
+    costs the event loop that much less.
+    """
+    now = utcnow()
+    params = [
+        {"tenant_id": tenant_id, "source": source, "data": bytes(data), "updated_at": now}
+        for tenant_id, source, data in rows
+    ]
+    if params:
+        await session.execute(_upsert(session), params)
+    return len(params)
+
+
+def _upsert(session: AsyncSession) -> Any:
+    """``INSERT`` of a checkpoint row, updating ``data`` and ``updated_at`` on conflict."""
+    stmt = upsert_insert(session, SourceCheckpoint.__table__)
+    return stmt.on_conflict_do_update(
         index_elements=["tenant_id", "source"],
         set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at},
     )
-    await session.execute(stmt)
 
 
 async def load_checkpoint(session: AsyncSession, *, tenant_id: str, source: str) -> bytes | None:

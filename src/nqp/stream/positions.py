@@ -26,7 +26,8 @@ from sqlalchemy import delete, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nqp.store._dialect import upsert_insert
-from nqp.store.models import SourceCheckpoint, StreamPosition, utcnow
+from nqp.store.checkpoints import save_checkpoints
+from nqp.store.models import StreamPosition, utcnow
 
 __all__ = [
     "Position",
@@ -105,7 +106,7 @@ async def save_states(
     Notes
     -----
     Two multi-row statements: the conditional position upsert (``RETURNING`` the rows it
-    wrote) and the checkpoint upsert of :func:`nqp.store.save_checkpoint`, for many rows.
+    wrote) and :func:`nqp.store.save_checkpoints` for the rows it wrote.
     """
     if not states:
         return set()
@@ -142,18 +143,7 @@ async def save_states(
     result = await session.execute(stmt, params)
     accepted = {(r[0], r[1]) for r in result.all()}
     if accepted:
-        ckpt = upsert_insert(session, SourceCheckpoint.__table__)
-        ckpt = ckpt.on_conflict_do_update(
-            index_elements=["tenant_id", "source"],
-            set_={"data": ckpt.excluded.data, "updated_at": ckpt.excluded.updated_at},
-        )
-        await session.execute(
-            ckpt,
-            [
-                {"tenant_id": k[0], "source": k[1], "data": bytes(states[k][0]), "updated_at": now}
-                for k in accepted
-            ],
-        )
+        await save_checkpoints(session, ((*k, states[k][0]) for k in accepted))
     return accepted
 
 

@@ -1,0 +1,108 @@
+"""Storage: checkpointing many sources, one statement per source against one many-row call.
+
+Figure ``checkpoint_save``: ``--sources`` checkpoints of ``--bytes`` each (random bytes, the
+size of a default engine state) saved in one transaction, alternately with
+:func:`nqp.store.save_checkpoint` once per source (what the gateway did per source before)
+and with one :func:`nqp.store.save_checkpoints` call (what its periodic and shutdown
+checkpoints do now). Wall and CPU seconds of this process (the gateway's share: building
+and sending statements; the database server's own work is outside it on PostgreSQL), medians
+over ``--repeats`` rounds, and their ratios. Every round replaces the same rows, as a
+periodic checkpoint does.
+
+Run: ``.venv/bin/python bench/store.py`` (SQLite in a temporary directory) or with
+``--database-url postgresql://postgres@127.0.0.1:5432/DB`` (an existing database; its
+tables are migrated to the current schema and a tenant ``bench-store`` is added).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from nqp.store import (
+    get_or_create_tenant,
+    make_engine,
+    make_sessionmaker,
+    migrate_sync,
+    save_checkpoint,
+    save_checkpoints,
+)
+
+
+async def _rounds(url: str, sources: int, size: int, repeats: int) -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    blobs = [
+        (f"s{i}", rng.integers(0, 256, size, dtype=np.uint8).tobytes()) for i in range(sources)
+    ]
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        tenant = (await get_or_create_tenant(session, name="bench-store")).id
+        await session.commit()
+
+    async def per_source() -> None:
+        async with sessions() as session:
+            for source, data in blobs:
+                await save_checkpoint(session, tenant_id=tenant, source=source, data=data)
+            await session.commit()
+
+    async def many_rows() -> None:
+        async with sessions() as session:
+            await save_checkpoints(session, [(tenant, source, data) for source, data in blobs])
+            await session.commit()
+
+    times: dict[str, dict[str, list[float]]] = {
+        "per_source": {"wall": [], "cpu": []},
+        "many_rows": {"wall": [], "cpu": []},
+    }
+    await many_rows()  # rows exist from here on: every timed round replaces them
+    for _ in range(repeats):
+        for name, call in (("per_source", per_source), ("many_rows", many_rows)):
+            cpu, wall = time.process_time(), time.perf_counter()
+            await call()
+            times[name]["wall"].append(time.perf_counter() - wall)
+            times[name]["cpu"].append(time.process_time() - cpu)
+    await engine.dispose()
+    med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in times.items()}
+    return {
+        "per_source_wall_s": round(med["per_source"]["wall"], 3),
+        "per_source_cpu_s": round(med["per_source"]["cpu"], 3),
+        "many_rows_wall_s": round(med["many_rows"]["wall"], 3),
+        "many_rows_cpu_s": round(med["many_rows"]["cpu"], 3),
+        "wall_ratio": round(med["per_source"]["wall"] / med["many_rows"]["wall"], 2),
+        "cpu_ratio": round(med["per_source"]["cpu"] / med["many_rows"]["cpu"], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", type=int, default=1000)
+    parser.add_argument("--bytes", type=int, default=147_000, help="Checkpoint size.")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--database-url", default=None, help="Default: a temporary SQLite file.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        migrate_sync(url)
+        line = asyncio.run(_rounds(url, args.sources, args.bytes, args.repeats))
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    print(
+        json.dumps(
+            {"figure": "checkpoint_save", "backend": backend, "sources": args.sources}
+            | {"bytes_each": args.bytes}
+            | line
+            | {"loadavg_1m": round(os.getloadavg()[0], 2)}
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
