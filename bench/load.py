@@ -23,6 +23,11 @@ NQP phases also give, from the gateway's own Prometheus histograms over the phas
 engine calls per second, items per call, mean engine time per call and the share of the
 phase the engine was busy, and the mean time from submission to result (queue + engine).
 
+Then ``batch``: one batch job of ``--batch-points`` one-point entries over (at most) 1,000
+fresh sources, end to end (request, job, polling), with the gateway's and engine processes'
+CPU seconds; and ``shutdown``: SIGTERM to the server's exit, which drains and checkpoints
+every source it holds.
+
 Prints one JSON line per figure. Run: ``.venv/bin/python bench/load.py [--duration 10]``.
 Profile the server during saturation with ``--profile out.txt`` (needs py-spy).
 """
@@ -546,6 +551,7 @@ def main() -> None:
                 )
             _batch(nqp_url, key, args, servers[0].pid)
         finally:
+            stopping = time.perf_counter()
             for proc in servers:
                 proc.terminate()
             for proc in servers:
@@ -553,6 +559,20 @@ def main() -> None:
                     proc.wait(timeout=40)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            if servers[0].returncode is not None:
+                # SIGTERM to exit: drain, checkpoint every source held (1,000 after the
+                # batch figure), close; the bare server stops meanwhile
+                print(
+                    json.dumps(
+                        {
+                            "figure": "shutdown",
+                            "seconds": round(time.perf_counter() - stopping, 2),
+                            "returncode": servers[0].returncode,
+                            "loadavg_1m": round(os.getloadavg()[0], 2),
+                        }
+                    ),
+                    flush=True,
+                )
             log.close()
 
 

@@ -1,4 +1,11 @@
-"""Storage: checkpointing many sources, one statement per source against one many-row call.
+"""Storage: checkpoint format and checkpointing many sources, each against the old way.
+
+Figure ``checkpoint_codec``: making and restoring the checkpoints of ``--sources`` engine
+sources (default settings, a few points each), in checkpoint format 2 (what
+:meth:`nqp.Platform.checkpoint` writes) against format 1, the ``.npz`` archive of one
+member per array written here as the earlier code did and read back by the same
+:meth:`~nqp.Platform.restore` (which still reads it). Milliseconds per source, medians over
+``--repeats`` rounds, and the sizes.
 
 Figure ``checkpoint_save``: ``--sources`` checkpoints of ``--bytes`` each (random bytes, the
 size of a default engine state) saved in one transaction, alternately with
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import statistics
@@ -25,7 +33,10 @@ import tempfile
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from nqp import Platform
+from nqp.engine.platform import ProcessItem
 from nqp.store import (
     get_or_create_tenant,
     make_engine,
@@ -81,13 +92,72 @@ async def _rounds(url: str, sources: int, size: int, repeats: int) -> dict[str, 
     }
 
 
+def _format_1(platform: Platform, source: str) -> bytes:
+    """The source's checkpoint as format 1 wrote it: an .npz archive, one member per array."""
+    store = platform.store
+    row = store.row(source)
+    arrays = {
+        f"{name}.{field}": value[row]
+        for name, state in store.states.items()
+        for field, value in state.arrays().items()
+    }
+    header = {"version": 1, "source": source, "fingerprint": store.fingerprint}
+    buf = io.BytesIO()
+    header_bytes = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(buf, __header__=header_bytes, allow_pickle=True, **arrays)
+    return buf.getvalue()
+
+
+def checkpoint_codec(sources: int, repeats: int) -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    platform = Platform()
+    names = [f"t/s{i}" for i in range(sources)]
+    for k in range(5):
+        items = [ProcessItem(s, [float(rng.standard_normal())], [1.7e9 + k], None) for s in names]
+        platform.process_many_json(items)
+    makers = {
+        "format_2": lambda s: platform.checkpoint(s),
+        "format_1": lambda s: _format_1(platform, s),
+    }
+    ms: dict[str, list[float]] = {f"{f}_{op}": [] for f in makers for op in ("make", "restore")}
+    size: dict[str, int] = {}
+    target = Platform()
+    for _ in range(repeats):
+        for fmt, make in makers.items():
+            start = time.perf_counter()
+            blobs = [make(s) for s in names]
+            ms[f"{fmt}_make"].append((time.perf_counter() - start) * 1e3 / sources)
+            start = time.perf_counter()
+            for s, data in zip(names, blobs, strict=True):
+                target.restore(s, data)
+            ms[f"{fmt}_restore"].append((time.perf_counter() - start) * 1e3 / sources)
+            size[fmt] = len(blobs[0])
+    med = {k: statistics.median(v) for k, v in ms.items()}
+    return {f"{k}_ms": round(v, 4) for k, v in med.items()} | {
+        "format_2_bytes": size["format_2"],
+        "format_1_bytes": size["format_1"],
+        "make_ratio": round(med["format_1_make"] / med["format_2_make"], 1),
+        "restore_ratio": round(med["format_1_restore"] / med["format_2_restore"], 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", type=int, default=1000)
-    parser.add_argument("--bytes", type=int, default=147_000, help="Checkpoint size.")
+    parser.add_argument("--bytes", type=int, default=135_000, help="Checkpoint size.")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--database-url", default=None, help="Default: a temporary SQLite file.")
     args = parser.parse_args()
+    with threadpool_limits(1):
+        codec = checkpoint_codec(min(args.sources, 500), args.repeats)
+    print(
+        json.dumps(
+            {"figure": "checkpoint_codec", "sources": min(args.sources, 500)}
+            | codec
+            | {"loadavg_1m": round(os.getloadavg()[0], 2)}
+        ),
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         migrate_sync(url)

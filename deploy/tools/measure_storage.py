@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from threadpoolctl import threadpool_limits
 
 from nqp import Platform, store
@@ -45,30 +46,29 @@ def _emit(figure: str, value: float, unit: str, **extra: Any) -> None:
 
 def make_rows(
     n_sources: int, points: int, seed: int
-) -> tuple[list[dict[str, Any]], dict[str, bytes], float]:
-    """Predictions (gateway row format), one checkpoint per source, RSS growth in MiB."""
+) -> tuple[list[store.PredictionRow], dict[str, bytes], float]:
+    """Predictions (the rows the gateway stores), one checkpoint per source, RSS growth in MiB."""
     rng = np.random.default_rng(seed)
     platform = Platform(Settings())
     platform.process("warm-up", [1.0])  # compile before measuring memory
     start_rss = _rss_mib()
-    rows: list[dict[str, Any]] = []
+    rows: list[store.PredictionRow] = []
     walks = np.cumsum(rng.normal(size=(n_sources, points)), axis=1)
     for k in range(points):
         items = [{"source": f"s{i}", "data": [float(walks[i, k])]} for i in range(n_sources)]
-        for item, preds in zip(items, platform.process_many(items), strict=True):
+        for item, preds in zip(items, platform.process_many_json(items), strict=True):
             for p in preds:
-                payload = p.model_dump(mode="json")
-                payload["source"] = item["source"]
+                payload = p | {"source": item["source"]}
                 rows.append(
-                    {
-                        "source": item["source"],
-                        "prediction_id": payload["prediction_id"],
-                        "sequence": payload["sequence"],
-                        "ts": payload["timestamp"],
-                        "direction": payload["direction"],
-                        "confidence": payload["confidence"],
-                        "payload": payload,
-                    }
+                    (
+                        item["source"],
+                        payload["prediction_id"],
+                        payload["sequence"],
+                        payload["timestamp"],
+                        payload["direction"],
+                        payload["confidence"],
+                        orjson.dumps(payload).decode(),  # the gateway's payload text
+                    )
                 )
     grown = _rss_mib() - start_rss
     state = sum(v[0].nbytes for st in platform.store.states.values() for v in st.arrays().values())
@@ -78,7 +78,7 @@ def make_rows(
 
 
 async def store_rows(
-    url: str, rows: list[dict[str, Any]], checkpoints: dict[str, bytes] | None = None
+    url: str, rows: list[store.PredictionRow], checkpoints: dict[str, bytes] | None = None
 ) -> None:
     """Store predictions, or (when ``checkpoints`` is given) only the checkpoints."""
     await store.migrate(url)
@@ -92,10 +92,9 @@ async def store_rows(
                         session, tenant_id=tenant.id, rows=rows[i : i + 1000]
                     )
             else:
-                for source, data in checkpoints.items():
-                    await store.save_checkpoint(
-                        session, tenant_id=tenant.id, source=source, data=data
-                    )
+                await store.save_checkpoints(
+                    session, [(tenant.id, source, data) for source, data in checkpoints.items()]
+                )
             await session.commit()
     finally:
         await engine.dispose()
@@ -131,7 +130,7 @@ def main() -> None:
     _emit("engine RSS growth per source", grown * 1024 / args.sources, "KiB", sources=args.sources)
     sizes = [len(c) for c in checkpoints.values()]
     _emit("checkpoint size", float(np.median(sizes)), "bytes", sources=len(sizes))
-    payload = [len(json.dumps(r["payload"])) for r in rows]
+    payload = [len(r[6].encode()) for r in rows]
     _emit("prediction payload JSON", float(np.median(payload)), "bytes", rows=len(rows))
     if args.memory_only:
         return

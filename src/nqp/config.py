@@ -151,7 +151,7 @@ class ServiceSettings(BaseModel):
         300.0,
         ge=1.0,
         description="Seconds between checkpoints of changed sources (also on erase and SIGTERM); "
-        "a source's state is ~100 KB with the default engine.",
+        "a source's checkpoint is ~135 KB with the default engine.",
     )
     mode: Literal["embedded", "distributed"] = Field(
         "embedded",

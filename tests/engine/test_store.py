@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import struct
 
 import numpy as np
 import pytest
@@ -79,3 +82,134 @@ def test_a_batch_larger_than_max_sources_is_refused():
     store, _ = _store(max_sources=4, initial_capacity=2)
     with pytest.raises(InvalidInputError, match="max_sources=4"):
         store.acquire([f"s{i}" for i in range(5)])
+
+
+@dataclasses.dataclass
+class Mixed(BatchState):
+    """One field of each kind a checkpoint must carry exactly."""
+
+    seq: np.ndarray  # (n,) int64: a 0-d array per row
+    rho: np.ndarray  # (n, 2, 2) complex128
+    spikes: np.ndarray  # (n, 3) bool
+    trace: np.ndarray  # (n, 4) float32
+
+
+def _mixed_store() -> SourceStore:
+    def make(n: int) -> Mixed:
+        return Mixed(
+            seq=np.zeros(n, dtype=np.int64),
+            rho=np.zeros((n, 2, 2), dtype=np.complex128),
+            spikes=np.zeros((n, 3), dtype=bool),
+            trace=np.zeros((n, 4), dtype=np.float32),
+        )
+
+    return SourceStore({"m": make}, max_sources=100, fingerprint="f")
+
+
+def _fill(store: SourceStore, source: str, rng: np.random.Generator) -> None:
+    row = store.acquire([source])[0]
+    st = store.states["m"]
+    st.seq[row] = rng.integers(-(2**62), 2**62)
+    st.rho[row] = rng.standard_normal((2, 2)) + 1j * rng.standard_normal((2, 2))
+    st.rho[row, 0, 0] = np.nan  # carried as it is, bit for bit
+    st.spikes[row] = rng.random(3) < 0.5
+    st.trace[row] = rng.standard_normal(4).astype(np.float32)
+
+
+def _row_state(store: SourceStore, source: str) -> dict[str, np.ndarray]:
+    row = store.acquire([source])[0]
+    return {k: v[row].copy() for k, v in store.states["m"].arrays().items()}
+
+
+def _assert_same_bits(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype, k
+        assert a[k].shape == b[k].shape, k
+        assert a[k].tobytes() == b[k].tobytes(), k
+
+
+def test_checkpoint_round_trip_is_exact_for_every_dtype(rng):
+    src, dst = _mixed_store(), _mixed_store()
+    _fill(src, "s", rng)
+    data = src.checkpoint("s")
+    assert data.startswith(b"NQPSTATE")
+    dst.restore("s", data)
+    _assert_same_bits(_row_state(src, "s"), _row_state(dst, "s"))
+
+
+def test_format_1_checkpoints_are_still_read(rng):
+    """An .npz archive as the first format wrote it (one member per array) restores."""
+    src, dst = _mixed_store(), _mixed_store()
+    _fill(src, "s", rng)
+    arrays = {f"m.{k}": v for k, v in _row_state(src, "s").items()}
+    header = {"version": 1, "source": "s", "fingerprint": "f"}
+    buf = io.BytesIO()
+    np.savez(buf, __header__=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    dst.restore("s", buf.getvalue())
+    _assert_same_bits(_row_state(src, "s"), _row_state(dst, "s"))
+
+
+def _corruptions(good: bytes) -> dict[str, bytes]:
+    head_len = struct.unpack_from("<I", good, 8)[0]
+    header = json.loads(good[12 : 12 + head_len])
+    body = good[12 + head_len :]
+
+    def with_header(h: dict) -> bytes:
+        text = json.dumps(h).encode()
+        return b"NQPSTATE" + struct.pack("<I", len(text)) + text + body
+
+    pickled = json.loads(json.dumps(header))
+    pickled["fields"][0][1] = "|O"
+    renamed = json.loads(json.dumps(header))
+    renamed["fields"][0][0] = "m.other"
+    reshaped = json.loads(json.dumps(header))
+    reshaped["fields"][1][2] = [4]  # same bytes, another shape
+    return {
+        "empty": b"",
+        "magic only": b"NQPSTATE",
+        "truncated header": good[: 12 + head_len // 2],
+        "truncated data": good[:-1],
+        "trailing bytes": good + b"\x00",
+        "not JSON": b"NQPSTATE" + struct.pack("<I", 3) + b"{x}" + body,
+        "no fields": with_header({k: v for k, v in header.items() if k != "fields"}),
+        "object dtype": with_header(pickled),
+        "unknown field": with_header(renamed),
+        "wrong shape": with_header(reshaped),
+        "other version": with_header(header | {"version": 3}),
+        "not a zip either": b"PK\x03\x04 garbage",
+    }
+
+
+def test_damaged_checkpoints_are_refused_and_change_nothing(rng):
+    src, dst = _mixed_store(), _mixed_store()
+    _fill(src, "s", rng)
+    _fill(dst, "s", rng)
+    before = _row_state(dst, "s")
+    for what, data in _corruptions(src.checkpoint("s")).items():
+        with pytest.raises(InvalidInputError, match=r"[Cc]heckpoint") as refused:
+            dst.restore("s", data)
+        assert refused.value.args, what
+        _assert_same_bits(before, _row_state(dst, "s"))
+
+
+def test_restoring_a_new_source_into_a_full_store_grows_it_and_keeps_the_state(rng):
+    src = _mixed_store()
+    _fill(src, "s", rng)
+    data = src.checkpoint("s")
+    dst = SourceStore(
+        {"m": _mixed_store().factories["m"]}, max_sources=100, fingerprint="f", initial_capacity=1
+    )
+    dst.acquire(["other"])  # the only row is taken: restoring "s" grows the arrays
+    dst.restore("s", data)
+    _assert_same_bits(_row_state(src, "s"), _row_state(dst, "s"))
+
+
+def test_a_refused_checkpoint_of_an_unknown_source_creates_nothing(rng):
+    src, dst = _mixed_store(), _mixed_store()
+    _fill(src, "s", rng)
+    damaged = _corruptions(src.checkpoint("s"))
+    for what in ("unknown field", "wrong shape"):  # found wrong after the header is read
+        with pytest.raises(InvalidInputError, match="Checkpoint"):
+            dst.restore("s", damaged[what])
+        assert not dst.known("s"), what

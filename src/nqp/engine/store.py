@@ -7,27 +7,39 @@ source beyond ``max_sources``: the evicted row is serialised to bytes (a checkpo
 handed to a :class:`CheckpointSink`, from which the source is restored, exactly, the
 next time it is seen.
 
-A checkpoint is a NumPy ``.npz`` archive (no pickle) holding every component's row plus
-a small JSON header with the source name, a format version and the fingerprint of the
-settings that produced it; restoring under other settings is refused.
+A checkpoint holds every component's row plus a small JSON header with the source name, a
+format version and the fingerprint of the settings that produced it; restoring under other
+settings is refused. Format 2 (written since 2026-12-07) is ``b"NQPSTATE"``, the header's
+length (uint32, little-endian), the header (UTF-8 JSON, which also lists each array's name,
+dtype and shape in order) and the arrays' bytes, C order, back to back: nothing to parse
+per array, so a checkpoint is made and read in tens of microseconds rather than the
+milliseconds of format 1, a NumPy ``.npz`` archive of one member per array (still read).
+Neither format can hold pickled objects.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import struct
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from nqp._state import BatchState
 from nqp.exceptions import InvalidInputError
 
 __all__ = ["CheckpointSink", "MemoryCheckpointSink", "SourceStore"]
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # written; format 1 (.npz) is still read
+_READABLE = (1, 2)
+_MAGIC = b"NQPSTATE"
+_PREFIX = struct.Struct("<8sI")  # magic, header length
 
 
 class CheckpointSink(Protocol):
@@ -211,38 +223,39 @@ class SourceStore:
         return self._dump_row(row, source)
 
     def restore(self, source: str, data: bytes) -> None:
-        """Replace the source's state by a checkpoint (creating the source if needed)."""
-        header, arrays = _read_checkpoint(data)
-        self._check_header(header, source)
+        """Replace the source's state by a checkpoint (creating the source if needed).
+
+        A checkpoint that does not fit this store is refused before anything changes.
+        """
+        arrays = self._checked_arrays(data, source)
         row = self.acquire([source])[0]
         self._put_arrays(row, arrays)
 
     def _dump_row(self, row: int, source: str) -> bytes:
-        arrays: dict[str, np.ndarray] = {}
+        fields: list[tuple[str, str, tuple[int, ...]]] = []
+        parts: list[bytes] = []
         for name, state in self.states.items():
             for field, value in state.arrays().items():
-                arrays[f"{name}.{field}"] = value[row]
-        header = {"version": _FORMAT_VERSION, "source": source, "fingerprint": self.fingerprint}
-        buf = io.BytesIO()
-        # allow_pickle=True is numpy's default, spelt out so that the type checker knows
-        # ``**arrays`` (keys "state.field") cannot be filling that bool parameter.
-        np.savez(
-            buf,
-            __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-            allow_pickle=True,
-            **arrays,
-        )
-        return buf.getvalue()
+                arr = np.asarray(value[row])
+                fields.append((f"{name}.{field}", arr.dtype.str, arr.shape))
+                parts.append(arr.tobytes())
+        header = json.dumps(
+            {
+                "version": _FORMAT_VERSION,
+                "source": source,
+                "fingerprint": self.fingerprint,
+                "fields": fields,
+            }
+        ).encode()
+        return b"".join([_PREFIX.pack(_MAGIC, len(header)), header, *parts])
 
     def _load_row(self, row: int, source: str, data: bytes) -> None:
-        header, arrays = _read_checkpoint(data)
-        self._check_header(header, source)
-        self._put_arrays(row, arrays)
+        self._put_arrays(row, self._checked_arrays(data, source))
 
     def _check_header(self, header: Mapping[str, Any], source: str) -> None:
-        if header.get("version") != _FORMAT_VERSION:
+        if header.get("version") not in _READABLE:
             raise InvalidInputError(
-                f"Checkpoint format {header.get('version')!r} is not {_FORMAT_VERSION}."
+                f"Checkpoint format {header.get('version')!r} is not one of {_READABLE}."
             )
         if header.get("fingerprint") != self.fingerprint:
             raise InvalidInputError(
@@ -254,27 +267,84 @@ class SourceStore:
                 f"Checkpoint belongs to source {header.get('source')!r}, not {source!r}."
             )
 
-    def _put_arrays(self, row: int, arrays: Mapping[str, np.ndarray]) -> None:
+    def _checked_arrays(self, data: bytes, source: str) -> dict[tuple[str, str], NDArray[Any]]:
+        """A checkpoint's arrays by (component, field), once all are checked (header,
+        names, shapes, dtypes): a checkpoint that does not fit changes nothing."""
+        header, arrays = _read_checkpoint(data)
+        self._check_header(header, source)
         expected = {
-            f"{name}.{field}": value
+            f"{name}.{field}": ((name, field), value)
             for name, state in self.states.items()
             for field, value in state.arrays().items()
         }
         if set(arrays) != set(expected):
             raise InvalidInputError("Checkpoint does not hold this engine's state fields.")
         for key, value in arrays.items():
-            target = expected[key]
+            target = expected[key][1]
             if value.shape != target.shape[1:] or value.dtype != target.dtype:
                 raise InvalidInputError(f"Checkpoint field {key} has the wrong shape or dtype.")
-        for key, value in arrays.items():
-            expected[key][row] = value
+        return {expected[key][0]: value for key, value in arrays.items()}
+
+    def _put_arrays(self, row: int, arrays: Mapping[tuple[str, str], NDArray[Any]]) -> None:
+        """Write checked arrays into ``row`` (looked up now: acquiring may have grown them)."""
+        for (name, field), value in arrays.items():
+            getattr(self.states[name], field)[row] = value
 
 
 def _read_checkpoint(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The header and arrays of a checkpoint of either format (arrays may be read-only)."""
+    if bytes(data[: len(_MAGIC)]) == _MAGIC:
+        return _read_format_2(data)
+    return _read_npz(data)
+
+
+def _read_format_2(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def invalid(why: str) -> InvalidInputError:
+        return InvalidInputError(f"Not a valid checkpoint: {why}.")
+
+    if len(data) < _PREFIX.size:
+        raise invalid("truncated header")
+    _, n_header = _PREFIX.unpack_from(data)
+    offset = _PREFIX.size + n_header
+    if offset > len(data):
+        raise invalid("truncated header")
+    try:
+        header = json.loads(bytes(data[_PREFIX.size : offset]).decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise invalid(f"unreadable header ({exc})") from exc
+    fields = header.pop("fields", None) if isinstance(header, dict) else None
+    if not isinstance(fields, list):
+        raise invalid("no field list")
+    arrays: dict[str, np.ndarray] = {}
+    for entry in fields:
+        try:
+            name, dtype_str, shape = entry
+            dtype = np.dtype(dtype_str)
+            shape = tuple(shape)
+        except (TypeError, ValueError) as exc:
+            raise invalid(f"bad field entry {entry!r}") from exc
+        if (
+            not isinstance(name, str)
+            or dtype.hasobject
+            or not all(isinstance(n, int) and n >= 0 for n in shape)
+        ):
+            raise invalid(f"bad field entry {entry!r}")
+        count = math.prod(shape)
+        if offset + count * dtype.itemsize > len(data):
+            raise invalid(f"field {name} runs past the end")
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
+        offset += count * dtype.itemsize
+    if offset != len(data):
+        raise invalid(f"{len(data) - offset} bytes after the last field")
+    return header, arrays
+
+
+def _read_npz(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Format 1: an ``.npz`` archive with the header as a ``__header__`` member."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInputError(f"Not a valid checkpoint: {exc}") from exc
     raw = arrays.pop("__header__", None)
     if raw is None:
