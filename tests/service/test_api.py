@@ -359,3 +359,51 @@ def test_openapi_schema_refs_all_resolve(client):
         "timestamp",
         "config",
     }
+
+
+def test_checkpoints_are_saved_in_chunks_and_a_failed_chunk_stays_dirty(
+    client, admin_key, monkeypatch
+):
+    from nqp import store
+    from nqp.service import runtime as runtime_module
+
+    rt = client.app.state.runtime
+    names = [f"c{i}" for i in range(5)]
+    for name in names:
+        r = client.post(
+            "/api/v1/process/realtime",
+            json={"source": name, "data": [1.0]},
+            headers=auth(admin_key),
+        )
+        assert r.status_code == 200, r.text
+    tenant = client.portal.call(rt.principal_for_key, admin_key).tenant_id
+    internal = {runtime_module.internal_source(tenant, n) for n in names}
+    assert internal <= rt._dirty
+    monkeypatch.setattr(runtime_module, "CHECKPOINT_CHUNK", 2)
+    calls: list[int] = []
+    real_save = store.save_checkpoints
+
+    async def save_failing_second(session, rows):
+        rows = list(rows)
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return await real_save(session, rows)
+
+    monkeypatch.setattr(store, "save_checkpoints", save_failing_second)
+    with pytest.raises(OSError, match="disk full"):
+        client.portal.call(lambda: rt.checkpoint_all(only_dirty=True))
+    assert calls == [2, 2]  # the first chunk was stored, the second failed, the third waited
+
+    async def stored() -> set[str]:
+        async with rt.sessions() as session:
+            return set(await store.load_checkpoints(session, tenant_id=tenant))
+
+    saved = client.portal.call(stored) & set(names)
+    assert len(saved) == 2
+    unsaved = {runtime_module.internal_source(tenant, n) for n in set(names) - saved}
+    assert unsaved <= rt._dirty  # retried next time
+    monkeypatch.setattr(store, "save_checkpoints", real_save)
+    assert client.portal.call(lambda: rt.checkpoint_all(only_dirty=True)) >= 3
+    assert client.portal.call(stored) >= set(names)
+    assert not (internal & rt._dirty)

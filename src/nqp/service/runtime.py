@@ -43,6 +43,9 @@ __all__ = ["Runtime", "internal_source", "public_source"]
 
 log = logging.getLogger("nqp.service")
 
+#: Sources checkpointed per engine call and transaction (about 135 KB each by default).
+CHECKPOINT_CHUNK = 500
+
 _RETENTION_EVERY_S = 3600.0
 _GC_YOUNG = 20_000  # allocations between young-generation collections (CPython: 700)
 # The writer stores what arrived in _WRITER_FLUSH_S (or while it was storing) in one
@@ -723,27 +726,32 @@ class Runtime:
     async def checkpoint_all(self, *, only_dirty: bool = False) -> int:
         """Save the platform state of (dirty) sources to the database; returns how many.
 
-        All checkpoints are made in one worker-thread call and stored in one transaction.
+        In chunks of :data:`CHECKPOINT_CHUNK` sources, each made in one engine call and
+        stored in one transaction: realtime calls reach the engine between chunks, and only
+        one chunk's checkpoints are held in memory at a time. Sources not saved when a chunk
+        fails are marked dirty again (saved next time) and the error is raised.
         """
         if only_dirty:
             sources = list(self._dirty)
         else:
             sources = await asyncio.to_thread(self.platform.sources)
-        if not sources:
-            return 0
         self._dirty.difference_update(sources)  # points arriving meanwhile re-mark them
-        blobs = await asyncio.to_thread(self.platform.checkpoints, sources)  # erased: skipped
-        try:
-            async with self.sessions() as session:
-                await store.save_checkpoints(
-                    session,
-                    ((*public_source(internal), data) for internal, data in blobs.items()),
-                )
-                await session.commit()
-        except Exception:
-            self._dirty.update(blobs)  # try again next time
-            raise
-        return len(blobs)
+        saved = 0
+        for start in range(0, len(sources), CHECKPOINT_CHUNK):
+            chunk = sources[start : start + CHECKPOINT_CHUNK]
+            try:
+                blobs = await asyncio.to_thread(self.platform.checkpoints, chunk)  # erased: skipped
+                async with self.sessions() as session:
+                    await store.save_checkpoints(
+                        session,
+                        ((*public_source(internal), data) for internal, data in blobs.items()),
+                    )
+                    await session.commit()
+            except BaseException:
+                self._dirty.update(sources[start:])  # try again next time
+                raise
+            saved += len(blobs)
+        return saved
 
     async def erase_source(self, tenant_id: str, source: str) -> bool:
         """Erase a source's state, predictions, checkpoint and jobs."""
