@@ -4,7 +4,9 @@ Two figures per wave width: ``engine_wave``, every warmed source in every wave (
 state rows are consecutive, so the engine steps them in place), and ``engine_wave_scattered``,
 each wave a random half of twice as many warmed sources (as concurrent realtime requests for
 many sources give: state rows gathered and scattered, the readout's stepped by row index).
-Then ``readout_step``: the online
+Then ``engine_wave_evicting``: waves alternating between two sets of (at most 256) sources
+with ``max_sources`` one set, so every wave evicts the other set to checkpoints and restores
+its own, beside the same waves with every source resident. Then ``readout_step``: the online
 readout's update and prediction at the engine's feature count for the widest wave, fused
 (``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
 alternating on copies of the same states (and checked equal bit for bit), and the update
@@ -24,6 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from nqp import Platform
+from nqp.config import Settings
 from nqp.engine.platform import ProcessItem
 from nqp.readout import _rls_update
 
@@ -51,6 +54,36 @@ def measure(width: int, waves: int, *, scattered: bool = False, seed: int = 0) -
         times.append(time.perf_counter() - start)
     median = float(np.median(times))
     return {"median_wave_ms": round(median * 1e3, 3), "predictions_per_s": round(width / median)}
+
+
+def measure_evicting(width: int, waves: int, seed: int = 0) -> dict[str, float]:
+    """Waves alternating between two sets of ``width`` sources with ``max_sources = width``.
+
+    Every wave evicts the other set (each source checkpointed into the in-memory sink) and
+    restores its own from their checkpoints: the engine's cost when more sources are active
+    than it may hold. Returned beside the same waves with every source resident.
+    """
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.standard_normal((WARM_POINTS + waves, 2 * width)), axis=0)
+    sources = [f"t/s{i}" for i in range(2 * width)]
+    out: dict[str, float] = {}
+    for name, max_sources in (("evicting", width), ("resident", 2 * width)):
+        platform = Platform(Settings(engine={"max_sources": max_sources}))
+        times = []
+        for k in range(WARM_POINTS + waves):
+            picked = range(width) if k % 2 == 0 else range(width, 2 * width)
+            items = [
+                ProcessItem(sources[j], [float(walk[k, j])], [1.7e9 + k], None) for j in picked
+            ]
+            start = time.perf_counter()
+            platform.process_many_json(items)
+            if k >= WARM_POINTS:
+                times.append(time.perf_counter() - start)
+        median = float(np.median(times))
+        out[f"{name}_wave_ms"] = round(median * 1e3, 3)
+        out[f"{name}_predictions_per_s"] = round(width / median)
+    out["ratio"] = round(out["evicting_predictions_per_s"] / out["resident_predictions_per_s"], 3)
+    return out
 
 
 def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
@@ -110,6 +143,10 @@ def main() -> None:
                 line = {"figure": figure, "sources": width, **out}
                 print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         widest = max(int(w) for w in args.widths.split(","))
+        evicting = min(widest, 256)
+        line = {"figure": "engine_wave_evicting", "sources": evicting}
+        line |= measure_evicting(evicting, args.waves)
+        print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         line = {"figure": "readout_step", **readout_step(widest, max(args.waves, 20))}
         print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
