@@ -213,3 +213,25 @@ def test_a_refused_checkpoint_of_an_unknown_source_creates_nothing(rng):
         with pytest.raises(InvalidInputError, match="Checkpoint"):
             dst.restore("s", damaged[what])
         assert not dst.known("s"), what
+
+
+def test_peek_reads_a_source_without_restoring_or_evicting(rng):
+    store = SourceStore(
+        {"m": _mixed_store().factories["m"]}, max_sources=2, fingerprint="f", initial_capacity=2
+    )
+    for name in ("a", "b", "c"):  # c evicts a
+        _fill(store, name, rng)
+    assert store.row("a") is None
+    assert store.sources() == ["b", "c"]
+    evicted = store.peek("a")
+    resident = store.peek("c")
+    assert store.sources() == ["b", "c"]  # nothing restored, evicted or reordered
+    assert store.row("a") is None
+    with pytest.raises(ValueError, match="read-only"):
+        resident["m.trace"][0] = 1.0
+    want = {f"m.{k}": v for k, v in _row_state(store, "c").items()}
+    _assert_same_bits(want, resident)
+    back = {f"m.{k}": v for k, v in _row_state(store, "a").items()}  # now restored
+    _assert_same_bits(back, evicted)
+    with pytest.raises(KeyError):
+        store.peek("nobody")

@@ -436,13 +436,12 @@ class Platform:
             seen[p.source] = (channels, horizon, target, float(p.timestamps[-1]))
 
     def _peek_evicted(self, source: str) -> tuple[int, int, int, float]:
-        row = self.store.acquire([source])[0]  # restores it (a state-neutral operation)
-        meta = cast(MetaState, self.store.states["meta"])
+        state = self.store.peek(source)  # from its checkpoint: nothing restored or evicted
         return (
-            int(meta.n_channels[row]),
-            int(meta.horizon[row]),
-            int(meta.target[row]),
-            float(meta.last_ts[row]),
+            int(state["meta.n_channels"]),
+            int(state["meta.horizon"]),
+            int(state["meta.target"]),
+            float(state["meta.last_ts"]),
         )
 
     # ------------------------------------------------------------------ execution

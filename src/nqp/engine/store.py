@@ -75,7 +75,7 @@ class SourceStore:
     ----------
     factories : mapping of str to callable
         ``factories[name](n)`` returns a fresh :class:`BatchState` of ``n`` rows for
-        component ``name``.
+        component ``name``, every row the same fresh state (a reset row gets a copy).
     max_sources : int
         Sources held in memory; beyond it the least recently used is checkpointed to
         ``sink`` and its row reused.
@@ -102,6 +102,24 @@ class SourceStore:
         self.states: dict[str, BatchState] = {
             name: make(self._capacity) for name, make in self.factories.items()
         }
+        # one fresh row per component, copied into rows being reset (a factory gives every
+        # row the same fresh state; making it anew for each reset cost more than the copy)
+        self._fresh: dict[str, BatchState] = {
+            name: make(1) for name, make in self.factories.items()
+        }
+        # every field's place in a format-2 checkpoint: (key, (component, field), dtype,
+        # row shape, offset from the end of the header); the field list as the header
+        # spells it (JSON), pre-serialised
+        self._layout: list[tuple[str, tuple[str, str], np.dtype, tuple[int, ...], int]] = []
+        offset = 0
+        for name, state in self._fresh.items():
+            for field, value in state.arrays().items():
+                key = f"{name}.{field}"
+                self._layout.append((key, (name, field), value.dtype, value.shape[1:], offset))
+                offset += value[0].nbytes
+        self._layout_bytes = offset
+        self._layout_fields = [[k, d.str, list(shape)] for k, _, d, shape, _ in self._layout]
+        self._fields_json = json.dumps(self._layout_fields)
         self._rows: OrderedDict[str, int] = OrderedDict()  # LRU order: oldest first
         self._free: list[int] = list(range(self._capacity - 1, -1, -1))
 
@@ -123,6 +141,32 @@ class SourceStore:
     def row(self, source: str) -> int | None:
         """The source's row if it is in memory (does not touch the LRU order)."""
         return self._rows.get(source)
+
+    def peek(self, source: str) -> dict[str, np.ndarray]:
+        """The source's state as ``{"component.field": array}``, read-only.
+
+        Read from its row if it is in memory, else from its checkpoint, which is neither
+        restored nor removed: nothing is evicted and the LRU order does not change.
+
+        Raises
+        ------
+        KeyError
+            If the source is unknown.
+        """
+        row = self._rows.get(source)
+        if row is None:
+            data = self.sink.get(source)
+            if data is None:
+                raise KeyError(source)
+            checked = self._checked_arrays(data, source)
+            return {f"{name}.{field}": value for (name, field), value in checked.items()}
+        out = {}
+        for name, state in self.states.items():
+            for field, value in state.arrays().items():
+                view = np.asarray(value[row]).view()  # a row's view (or a 0-d copy)
+                view.flags.writeable = False
+                out[f"{name}.{field}"] = view
+        return out
 
     # ------------------------------------------------------------------ rows
     def acquire(self, sources: Iterable[str], *, pinned: Iterable[str] = ()) -> np.ndarray:
@@ -183,7 +227,9 @@ class SourceStore:
 
     def _reset_rows(self, rows: list[int]) -> None:
         for name, state in self.states.items():
-            state.put(rows, self.factories[name](len(rows)))
+            fresh = self._fresh[name]
+            for field in state.field_names():
+                getattr(state, field)[rows] = getattr(fresh, field)[0]
 
     def evict(self, source: str, *, reuse: bool = False) -> int:
         """Checkpoint ``source`` to the sink and free its row (returned).
@@ -232,20 +278,13 @@ class SourceStore:
         self._put_arrays(row, arrays)
 
     def _dump_row(self, row: int, source: str) -> bytes:
-        fields: list[tuple[str, str, tuple[int, ...]]] = []
-        parts: list[bytes] = []
-        for name, state in self.states.items():
-            for field, value in state.arrays().items():
-                arr = np.asarray(value[row])
-                fields.append((f"{name}.{field}", arr.dtype.str, arr.shape))
-                parts.append(arr.tobytes())
-        header = json.dumps(
-            {
-                "version": _FORMAT_VERSION,
-                "source": source,
-                "fingerprint": self.fingerprint,
-                "fields": fields,
-            }
+        parts = [
+            np.asarray(getattr(self.states[name], field)[row]).tobytes()
+            for _, (name, field), _, _, _ in self._layout
+        ]
+        header = (  # json.dumps of the header, with the field list already serialised
+            f'{{"version": {_FORMAT_VERSION}, "source": {json.dumps(source)}, '
+            f'"fingerprint": {json.dumps(self.fingerprint)}, "fields": {self._fields_json}}}'
         ).encode()
         return b"".join([_PREFIX.pack(_MAGIC, len(header)), header, *parts])
 
@@ -270,20 +309,28 @@ class SourceStore:
     def _checked_arrays(self, data: bytes, source: str) -> dict[tuple[str, str], NDArray[Any]]:
         """A checkpoint's arrays by (component, field), once all are checked (header,
         names, shapes, dtypes): a checkpoint that does not fit changes nothing."""
-        header, arrays = _read_checkpoint(data)
-        self._check_header(header, source)
-        expected = {
-            f"{name}.{field}": ((name, field), value)
-            for name, state in self.states.items()
-            for field, value in state.arrays().items()
-        }
-        if set(arrays) != set(expected):
+        if bytes(data[: len(_MAGIC)]) == _MAGIC:
+            header, start = _format_2_header(data)
+            self._check_header(header, source)
+            if header["fields"] == self._layout_fields:  # this store's own layout
+                if len(data) != start + self._layout_bytes:
+                    raise InvalidInputError("Not a valid checkpoint: wrong length.")
+                return {
+                    place: np.frombuffer(data, dtype, math.prod(shape), start + at).reshape(shape)
+                    for _, place, dtype, shape, at in self._layout
+                }
+            arrays = _format_2_arrays(data, header["fields"], start)
+        else:
+            header, arrays = _read_npz(data)
+            self._check_header(header, source)
+        places = {key: (place, dtype, shape) for key, place, dtype, shape, _ in self._layout}
+        if set(arrays) != set(places):
             raise InvalidInputError("Checkpoint does not hold this engine's state fields.")
         for key, value in arrays.items():
-            target = expected[key][1]
-            if value.shape != target.shape[1:] or value.dtype != target.dtype:
+            _, dtype, shape = places[key]
+            if value.shape != shape or value.dtype != dtype:
                 raise InvalidInputError(f"Checkpoint field {key} has the wrong shape or dtype.")
-        return {expected[key][0]: value for key, value in arrays.items()}
+        return {places[key][0]: value for key, value in arrays.items()}
 
     def _put_arrays(self, row: int, arrays: Mapping[tuple[str, str], NDArray[Any]]) -> None:
         """Write checked arrays into ``row`` (looked up now: acquiring may have grown them)."""
@@ -291,52 +338,51 @@ class SourceStore:
             getattr(self.states[name], field)[row] = value
 
 
-def _read_checkpoint(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and arrays of a checkpoint of either format (arrays may be read-only)."""
-    if bytes(data[: len(_MAGIC)]) == _MAGIC:
-        return _read_format_2(data)
-    return _read_npz(data)
+def _invalid(why: str) -> InvalidInputError:
+    return InvalidInputError(f"Not a valid checkpoint: {why}.")
 
 
-def _read_format_2(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    def invalid(why: str) -> InvalidInputError:
-        return InvalidInputError(f"Not a valid checkpoint: {why}.")
-
+def _format_2_header(data: bytes) -> tuple[dict[str, Any], int]:
+    """A format-2 checkpoint's header (with its ``fields`` list) and where its data start."""
     if len(data) < _PREFIX.size:
-        raise invalid("truncated header")
+        raise _invalid("truncated header")
     _, n_header = _PREFIX.unpack_from(data)
-    offset = _PREFIX.size + n_header
-    if offset > len(data):
-        raise invalid("truncated header")
+    start = _PREFIX.size + n_header
+    if start > len(data):
+        raise _invalid("truncated header")
     try:
-        header = json.loads(bytes(data[_PREFIX.size : offset]).decode())
+        header = json.loads(bytes(data[_PREFIX.size : start]).decode())
     except (UnicodeDecodeError, ValueError) as exc:
-        raise invalid(f"unreadable header ({exc})") from exc
-    fields = header.pop("fields", None) if isinstance(header, dict) else None
-    if not isinstance(fields, list):
-        raise invalid("no field list")
+        raise _invalid(f"unreadable header ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("fields"), list):
+        raise _invalid("no field list")
+    return header, start
+
+
+def _format_2_arrays(data: bytes, fields: list[Any], offset: int) -> dict[str, np.ndarray]:
+    """The arrays a format-2 field list describes, read from ``offset`` to the end exactly."""
     arrays: dict[str, np.ndarray] = {}
     for entry in fields:
         try:
             name, dtype_str, shape = entry
             dtype = np.dtype(dtype_str)
             shape = tuple(shape)
+            count = math.prod(shape)
         except (TypeError, ValueError) as exc:
-            raise invalid(f"bad field entry {entry!r}") from exc
+            raise _invalid(f"bad field entry {entry!r}") from exc
         if (
             not isinstance(name, str)
             or dtype.hasobject
             or not all(isinstance(n, int) and n >= 0 for n in shape)
         ):
-            raise invalid(f"bad field entry {entry!r}")
-        count = math.prod(shape)
+            raise _invalid(f"bad field entry {entry!r}")
         if offset + count * dtype.itemsize > len(data):
-            raise invalid(f"field {name} runs past the end")
+            raise _invalid(f"field {name} runs past the end")
         arrays[name] = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
         offset += count * dtype.itemsize
     if offset != len(data):
-        raise invalid(f"{len(data) - offset} bytes after the last field")
-    return header, arrays
+        raise _invalid(f"{len(data) - offset} bytes after the last field")
+    return arrays
 
 
 def _read_npz(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
