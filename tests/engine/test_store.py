@@ -235,3 +235,23 @@ def test_peek_reads_a_source_without_restoring_or_evicting(rng):
     _assert_same_bits(back, evicted)
     with pytest.raises(KeyError):
         store.peek("nobody")
+
+
+def test_a_format_2_checkpoint_with_its_fields_in_another_order_restores(rng):
+    """Not this store's own layout: read field by field, by name."""
+    src, dst = _mixed_store(), _mixed_store()
+    _fill(src, "s", rng)
+    good = src.checkpoint("s")
+    head_len = struct.unpack_from("<I", good, 8)[0]
+    header = json.loads(good[12 : 12 + head_len])
+    offset, parts = 12 + head_len, []
+    for name, dtype, shape in header["fields"]:
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        parts.append(([name, dtype, shape], good[offset : offset + size]))
+        offset += size
+    parts.reverse()
+    header["fields"] = [field for field, _ in parts]
+    text = json.dumps(header).encode()
+    reordered = b"NQPSTATE" + struct.pack("<I", len(text)) + text + b"".join(b for _, b in parts)
+    dst.restore("s", reordered)
+    _assert_same_bits(_row_state(src, "s"), _row_state(dst, "s"))
