@@ -178,7 +178,15 @@ def _corruptions(good: bytes) -> dict[str, bytes]:
         "wrong shape": with_header(reshaped),
         "other version": with_header(header | {"version": 3}),
         "not a zip either": b"PK\x03\x04 garbage",
+        "npz without a JSON header": _npz({"__header__": np.frombuffer(b"{nope", np.uint8)}),
+        "npz with a list for a header": _npz({"__header__": np.frombuffer(b"[1]", np.uint8)}),
     }
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 def test_damaged_checkpoints_are_refused_and_change_nothing(rng):

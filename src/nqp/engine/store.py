@@ -391,8 +391,14 @@ def _read_npz(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InvalidInputError(f"Not a valid checkpoint: {exc}") from exc
+        raise _invalid(str(exc)) from exc
     raw = arrays.pop("__header__", None)
     if raw is None:
-        raise InvalidInputError("Not a valid checkpoint: no header.")
-    return json.loads(raw.tobytes().decode()), arrays
+        raise _invalid("no header")
+    try:
+        header = json.loads(raw.tobytes().decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _invalid(f"unreadable header ({exc})") from exc
+    if not isinstance(header, dict):
+        raise _invalid("unreadable header")
+    return header, arrays
