@@ -595,6 +595,7 @@ def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
     cpu0 = _cpu_by_process(pid)
     start = time.perf_counter()
     status, job = _http_json("POST", url + "/api/v1/process/batch", key, body)
+    accepted = time.perf_counter() - start
     if status != 202:
         print(json.dumps({"figure": "batch", "error": status, "body": str(job)[:300]}))
         return
@@ -617,6 +618,8 @@ def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
                 "status": state.get("status") if isinstance(state, dict) else None,
                 "seconds": round(took, 3),
                 "points_per_s": round(n_points / took, 1),
+                # until the 202: the request parsed, validated and the job stored
+                "accept_s": round(accepted, 3),
                 # the job runner's own time (from the first round to the last store)
                 "job_s": (state.get("result") or {}).get("elapsed_s")
                 if isinstance(state, dict)

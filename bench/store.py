@@ -16,6 +16,14 @@ and sending statements; the database server's own work is outside it on PostgreS
 over ``--repeats`` rounds, and their ratios. Every round replaces the same rows, as a
 periodic checkpoint does.
 
+Figure ``prediction_insert`` (SQLite only): ``--insert-rounds`` rounds of 50,000 predictions
+(the payload of a real one, ids and sequences varied) stored as the gateway's writer stores
+them (:func:`nqp.store.insert_predictions`, 20,000 rows a transaction) into a fresh database,
+once with SQLite's default page cache (2,000 KiB) and once with the one the service sets
+(:data:`nqp.store.db.SQLITE_CACHE_KIB`). CPU µs a row of this process (SQLite runs in it)
+in the first and the last round, and the rows then stored: the cost grows with the table
+as index pages fall out of the cache.
+
 Run: ``.venv/bin/python bench/store.py`` (SQLite in a temporary directory) or with
 ``--database-url postgresql://postgres@127.0.0.1:5432/DB`` (an existing database; its
 tables are migrated to the current schema and a tenant ``bench-store`` is added).
@@ -31,20 +39,27 @@ import os
 import statistics
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
+from sqlalchemy import event
 from threadpoolctl import threadpool_limits
 
 from nqp import Platform
 from nqp.engine.platform import ProcessItem
 from nqp.store import (
     get_or_create_tenant,
+    insert_predictions,
     make_engine,
     make_sessionmaker,
     migrate_sync,
     save_checkpoint,
     save_checkpoints,
 )
+from nqp.store.db import SQLITE_CACHE_KIB
+
+INSERT_ROUND = 50_000
+INSERT_TRANSACTION = 20_000  # the gateway writer's largest transaction (_WRITER_BATCH)
 
 
 async def _rounds(url: str, sources: int, size: int, repeats: int) -> dict[str, object]:
@@ -89,6 +104,47 @@ async def _rounds(url: str, sources: int, size: int, repeats: int) -> dict[str, 
         "many_rows_cpu_s": round(med["many_rows"]["cpu"], 3),
         "wall_ratio": round(med["per_source"]["wall"] / med["many_rows"]["wall"], 2),
         "cpu_ratio": round(med["per_source"]["cpu"] / med["many_rows"]["cpu"], 2),
+    }
+
+
+async def _insert_rounds(url: str, rounds: int, cache_kib: int | None) -> dict[str, object]:
+    """CPU µs a row of the first and last of ``rounds`` rounds of predictions stored."""
+    engine = make_engine(url)
+    if cache_kib is not None:  # after the service's own pragmas: replaces its cache size
+
+        def set_cache(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
+            cursor.close()
+
+        event.listen(engine.sync_engine, "connect", set_cache)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as session:
+        tenant = (await get_or_create_tenant(session, name="bench-insert")).id
+        await session.commit()
+    platform = Platform()
+    (pred,) = platform.process_many_json([ProcessItem("t/s", [1.0], [1.7e9], None)])[0]
+    payload = json.dumps(pred, separators=(",", ":"))
+    us: list[float] = []
+    for r in range(rounds):
+        rows = [
+            (f"s{i % 1000}", f"{r:04x}{i:028x}", i, 1.7e9 + i, "hold", 0.5, payload)
+            for i in range(INSERT_ROUND)
+        ]
+        cpu = time.process_time()
+        for a in range(0, INSERT_ROUND, INSERT_TRANSACTION):
+            async with sessions() as session:
+                await insert_predictions(
+                    session, tenant_id=tenant, rows=rows[a : a + INSERT_TRANSACTION]
+                )
+                await session.commit()
+        us.append((time.process_time() - cpu) * 1e6 / INSERT_ROUND)
+    await engine.dispose()
+    return {
+        "first_round_us_per_row": round(us[0], 2),
+        "last_round_us_per_row": round(us[-1], 2),
+        "rows": rounds * INSERT_ROUND,
+        "payload_bytes": len(payload),
     }
 
 
@@ -147,6 +203,7 @@ def main() -> None:
     parser.add_argument("--bytes", type=int, default=135_000, help="Checkpoint size.")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--database-url", default=None, help="Default: a temporary SQLite file.")
+    parser.add_argument("--insert-rounds", type=int, default=12, help="0: no prediction_insert.")
     args = parser.parse_args()
     with threadpool_limits(1):
         codec = checkpoint_codec(min(args.sources, 500), args.repeats)
@@ -168,6 +225,31 @@ def main() -> None:
             {"figure": "checkpoint_save", "backend": backend, "sources": args.sources}
             | {"bytes_each": args.bytes}
             | line
+            | {"loadavg_1m": round(os.getloadavg()[0], 2)}
+        ),
+        flush=True,
+    )
+    if args.insert_rounds <= 0:
+        return
+    out: dict[str, object] = {}
+    for name, cache in (("sqlite_default", 2000), ("service", None)):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/insert.db"
+            migrate_sync(url)
+            line = asyncio.run(_insert_rounds(url, args.insert_rounds, cache))
+        out |= {f"{name}_{k}": v for k, v in line.items() if k not in ("rows", "payload_bytes")}
+        out |= {"rows": line["rows"], "payload_bytes": line["payload_bytes"]}
+    print(
+        json.dumps(
+            {"figure": "prediction_insert", "cache_kib": SQLITE_CACHE_KIB}
+            | out
+            | {
+                "last_round_ratio": round(
+                    out["sqlite_default_last_round_us_per_row"]  # type: ignore[operator]
+                    / out["service_last_round_us_per_row"],
+                    2,
+                )
+            }
             | {"loadavg_1m": round(os.getloadavg()[0], 2)}
         ),
         flush=True,

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from nqp.store import Base, alembic_config, make_engine, migrate, migrations_path
-from nqp.store.db import normalize_database_url
+from nqp.store.db import SQLITE_CACHE_KIB, normalize_database_url
 
 
 @pytest.mark.parametrize(
@@ -52,12 +52,14 @@ def test_normalize_database_url_rejects_non_url():
         normalize_database_url("nqp.db")
 
 
-async def test_sqlite_engine_enables_foreign_keys_and_wal(tmp_path):
+async def test_sqlite_engine_enables_foreign_keys_wal_and_cache(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
     try:
         async with engine.connect() as conn:
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            cache = (await conn.execute(text("PRAGMA cache_size"))).scalar_one()
+            assert cache == -SQLITE_CACHE_KIB  # negative: KiB, not pages
     finally:
         await engine.dispose()
 
