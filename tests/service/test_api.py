@@ -11,8 +11,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from .conftest import auth, new_key, second_tenant_admin
+from nqp.service.app import create_app
+
+from .conftest import auth, make_settings, new_key, second_tenant_admin
 
 
 def test_bootstrap_key_file_is_private(client, admin_key):
@@ -341,6 +344,42 @@ def test_retention_deletes_only_old_predictions(client, admin_key):
     assert deleted == 1
     left = client.get("/api/v1/predictions", headers=auth(admin_key)).json()["predictions"]
     assert [p["source"] for p in left] == ["second"]
+
+
+def test_a_flush_stores_at_once_and_rows_otherwise_wait_to_be_gathered(
+    tmp_path, database_url, monkeypatch
+):
+    """The writer gathers rows for ``_WRITER_FLUSH_S`` unless a flush point waits.
+
+    With a gathering interval of 20 s, a prediction is not stored on its own within half a
+    second, but a flush (the end of a batch job, an erasure) stores it well within 5 s.
+    """
+    import asyncio
+
+    from nqp.service import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "_WRITER_FLUSH_S", 20.0)
+    app = create_app(make_settings(tmp_path / "data", database_url))
+    with TestClient(app) as client:
+        runtime = client.app.state.runtime
+        key = (Path(runtime.data_dir) / "admin.key").read_text().strip()
+        r = client.post(
+            "/api/v1/process/realtime", json={"source": "s", "data": [1.0]}, headers=auth(key)
+        )
+        assert r.status_code == 200, r.text
+
+        async def stored_within(seconds: float) -> bool:
+            await asyncio.sleep(seconds)
+            return runtime._writer.rows == 0
+
+        assert not client.portal.call(stored_within, 0.5)  # still being gathered
+        client.portal.call(lambda: asyncio.wait_for(runtime.flush(), 5.0))
+        assert runtime._writer.rows == 0
+        assert runtime._writer.flushes == 0
+        got = client.get("/api/v1/predictions", headers=auth(key)).json()["predictions"]
+        assert [p["source"] for p in got] == ["s"]
+        # a second flush with nothing queued returns too
+        client.portal.call(lambda: asyncio.wait_for(runtime.flush(), 5.0))
 
 
 def test_openapi_schema_refs_all_resolve(client):

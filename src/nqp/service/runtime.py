@@ -73,6 +73,9 @@ class _Writer:
 
     The queue holds one ``(tenant_id, PredictionBatch)`` per request (or a future: a flush
     point); ``rows`` counts the predictions in it, bounded by :data:`_WRITER_MAX_ROWS`.
+    ``flushes`` counts the flush points queued and not yet reached: while there are any the
+    writer stores at once instead of first gathering rows for :data:`_WRITER_FLUSH_S`
+    (``flush_wanted`` wakes it from that wait).
     """
 
     queue: asyncio.Queue[tuple[str, PredictionBatch] | asyncio.Future[None]] = field(
@@ -80,6 +83,8 @@ class _Writer:
     )
     rows: int = 0
     task: asyncio.Task[None] | None = None
+    flushes: int = 0
+    flush_wanted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Runtime:
@@ -617,12 +622,16 @@ class Runtime:
 
     async def _write_loop(self) -> None:
         """Insert queued predictions in batches; a queued future marks a flush point."""
-        queue = self._writer.queue
+        writer = self._writer
+        queue = writer.queue
         while True:
             first = await queue.get()
             items: list[Any] = [first]
             if not isinstance(first, asyncio.Future):
-                await asyncio.sleep(_WRITER_FLUSH_S)
+                if not writer.flushes:  # gather more rows for a while, or until a flush point
+                    writer.flush_wanted.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(writer.flush_wanted.wait(), _WRITER_FLUSH_S)
                 n = len(first[1])
                 while n < _WRITER_BATCH and not queue.empty():
                     items.append(queue.get_nowait())
@@ -633,24 +642,35 @@ class Runtime:
             if batches:
                 await self._insert(batches)
             for i in items:
-                if isinstance(i, asyncio.Future) and not i.done():
-                    i.set_result(None)
+                if isinstance(i, asyncio.Future):
+                    writer.flushes -= 1
+                    if not i.done():
+                        i.set_result(None)
 
     async def _flush_writer(self) -> None:
         """Wait until every row queued so far is stored (inline when the writer is gone)."""
         task = self._writer.task
         if task is not None and not task.done():
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._writer.flushes += 1
             await self._writer.queue.put(done)
+            self._writer.flush_wanted.set()
             await done
             return
-        batches = []
+        batches: list[tuple[str, PredictionBatch]] = []
+        waiting: list[asyncio.Future[None]] = []
         while not self._writer.queue.empty():
             item = self._writer.queue.get_nowait()
-            if not isinstance(item, asyncio.Future):
+            if isinstance(item, asyncio.Future):  # queued before the writer stopped
+                waiting.append(item)
+            else:
                 batches.append(item)
         if batches:
             await self._insert(batches)
+        for future in waiting:
+            self._writer.flushes -= 1
+            if not future.done():
+                future.set_result(None)
 
     async def _insert(self, batches: list[tuple[str, PredictionBatch]]) -> None:
         """Store queued predictions in one transaction (one statement per tenant)."""
