@@ -39,6 +39,15 @@ def test_errors_have_one_shape(client, admin_key):
     r = client.post("/api/v1/process/realtime", json={"source": "s"}, headers=auth(admin_key))
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "data"
+    # points are numbers: booleans and numeric strings are refused, reported at the field
+    for data in ([True], [1.0, "2.5"], "2.5", [[1.0, False]], {"a": 1}):
+        r = client.post(
+            "/api/v1/process/realtime", json={"source": "s", "data": data}, headers=auth(admin_key)
+        )
+        assert r.status_code == 422, (data, r.text)
+        assert r.json()["error"]["field"] == "data", (data, r.text)
+        assert "not booleans or strings" in r.json()["error"]["message"], (data, r.text)
+    assert client.get("/api/v1/sources/s", headers=auth(admin_key)).status_code == 404
 
 
 def test_realtime_prediction_and_validation(client, admin_key):

@@ -236,6 +236,9 @@ _BAD_REQUESTS = [
     ({"data_points": [{"source": "s", "data": [True, 1.0]}]}, "data_points.0.data"),
     ({"data_points": [{"source": "s", "data": [[1.0, False]]}]}, "data_points.0.data"),
     ({"data_points": [{"source": "s", "data": True}]}, "data_points.0.data"),
+    ({"data_points": [{"source": "s", "data": [1.0, "1.5"]}]}, "data_points.0.data"),
+    ({"data_points": [{"source": "s", "data": "1.5"}]}, "data_points.0.data"),
+    ({"data_points": [{"source": "s", "data": [["1.5"]]}]}, "data_points.0.data"),
     ({"data_points": [{"source": "s", "data": [[1.0, 2.0], [1.0]]}]}, "data_points.0.data"),
     ({"data_points": [{"source": "s", "data": [[]]}]}, "data_points.0.data"),
     ({"data_points": [{"source": "s\n", "data": [1.0]}]}, "data_points.0.source"),
@@ -286,8 +289,8 @@ def test_bad_requests_are_rejected_whole(client, admin_key):
         r = client.post("/api/v1/process/batch", json=body, headers=auth(admin_key))
         assert r.status_code == 422, (change, r.text)
         assert r.json()["error"]["field"] == field, (change, r.text)
-        if "true" in str(change).lower() or "false" in str(change).lower():
-            assert "values must be numbers, not booleans" in r.json()["error"]["message"]
+        if any(bad in str(change) for bad in ("True", "False", "'1.5'")):
+            assert "not booleans or strings" in r.json()["error"]["message"]
     # nothing was created by any of them
     assert client.get("/api/v1/jobs/j", headers=auth(admin_key)).status_code == 404
     assert client.get("/api/v1/sources", headers=auth(admin_key)).json() == {"sources": []}

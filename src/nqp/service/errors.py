@@ -16,7 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nqp.exceptions import InvalidInputError, InvalidParameterError
 from nqp.service.responses import JSONBytes
 
-__all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "error_body", "install_error_handlers"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "POINTS_FIELD",
+    "POINTS_MESSAGE",
+    "ApiError",
+    "ErrorBody",
+    "error_body",
+    "install_error_handlers",
+]
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -82,6 +90,15 @@ class ApiError(Exception):
         self.headers = headers
 
 
+#: The name of the request fields that hold points (``nqp.service.api.routes.process.Points``).
+#: An error inside one (pydantic reports one per member of the number/list/list-of-lists
+#: union, each with the member's name in its location) is reported at the field itself.
+POINTS_FIELD = "data"
+POINTS_MESSAGE = (
+    "must be a number, a list of numbers or a list of lists of numbers (not booleans or strings)"
+)
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     err: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
@@ -104,8 +121,11 @@ def error_response(exc: Exception) -> JSONBytes | None:
     if isinstance(exc, RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        msg = str(first.get("msg"))
+        if POINTS_FIELD in loc[:-1]:  # inside the points: one error per union member
+            loc, msg = loc[: loc.index(POINTS_FIELD) + 1], POINTS_MESSAGE
         field = ".".join(loc) or None
-        message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+        message = f"{field}: {msg}" if field else msg
         return _response(422, "invalid_request", message, field)
     if isinstance(exc, InvalidInputError | InvalidParameterError):
         return _response(422, "invalid_request", str(exc))

@@ -16,13 +16,17 @@ while the other sources are processed.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
 import numpy as np
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from nqp import store
@@ -54,7 +58,7 @@ _RESERVED_JOB_IDS = {"callback-secret"}
 
 # A dict, not a model: a batch holds up to 100,000 entries, and validating them into dicts
 # took 55 ms for 50,000 against 95 ms into model instances (the request is validated whole
-# before the job starts, while the engine waits).
+# before the job starts, while the engine waits; see _OnePassRequest for the parse).
 class DataPoint(TypedDict):
     """One or more points of one source, in time order (like a realtime request)."""
 
@@ -136,7 +140,7 @@ def _reject(index: int, name: str, message: str) -> ApiError:
 class _Group:
     """One source's points while a request is planned (python lists; arrays at the end)."""
 
-    __slots__ = ("channels", "starts", "timestamps", "values")
+    __slots__ = ("channels", "timestamps", "values")
 
     def __init__(self, channels: int) -> None:
         self.channels = channels
@@ -144,16 +148,18 @@ class _Group:
         # sequence of `channels` floats per point
         self.values: list[Any] = []
         self.timestamps: list[float] = []
-        self.starts: list[tuple[int, int]] = []  # (entry index, first point offset)
 
-    def entry_at(self, offset: int) -> int:
-        """The index of the request entry holding this group's point ``offset``."""
-        index = 0
-        for entry, start in self.starts:
-            if start > offset:
-                break
-            index = entry
-        return index
+
+def _entry_at(body: BatchRequest, source: str, offset: int) -> int:
+    """The index of the request entry holding point ``offset`` of ``source`` (error path)."""
+    seen = 0
+    for i, entry in enumerate(body.data_points):
+        if entry["source"] == source:
+            data = entry["data"]
+            seen += 1 if isinstance(data, float) else len(data)
+            if seen > offset:
+                return i
+    raise AssertionError("offset beyond the source's points")  # pragma: no cover
 
 
 def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[SourceBatch]:
@@ -165,6 +171,7 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         422 naming the first offending field; nothing is changed.
     """
     eng = runtime.settings.engine
+    max_channels = eng.max_channels
     limit = BATCH_POINTS_FACTOR * runtime.settings.service.max_points_per_request
     if len(body.data_points) > limit:
         raise ApiError(422, f"At most {limit} data_points per batch.", field="data_points")
@@ -172,9 +179,12 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         raise ApiError(422, f"job_id {body.job_id!r} is reserved.", field="job_id")
     groups: dict[str, _Group] = {}
     total = 0
+    # The hot loop of a large batch (~0.5 µs an entry): checks of the entry's shape only;
+    # the values' checks run on whole arrays below.
     for i, entry in enumerate(body.data_points):
         source = entry["source"]
-        if not source.isprintable():
+        group = groups.get(source)
+        if group is None and not source.isprintable():
             raise _reject(i, "source", "must be printable characters.")
         data = entry["data"]
         if isinstance(data, float):
@@ -190,19 +200,15 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
         else:
             rows = data
             channels = 1
-        if channels > eng.max_channels:
-            raise _reject(i, "data", f"{channels} channels; at most {eng.max_channels}.")
+        if channels > max_channels:
+            raise _reject(i, "data", f"{channels} channels; at most {max_channels}.")
         n = len(rows)
         total += n
         if total > limit:
             raise ApiError(422, f"At most {limit} points per batch.", field="data_points")
         ts = entry.get("timestamp")
-        if isinstance(ts, list):
-            if len(ts) != n:
-                raise _reject(i, "timestamp", f"must be one number or one per point ({n}).")
-        else:
-            ts = [now if ts is None else ts] * n
-        group = groups.get(source)
+        if isinstance(ts, list) and len(ts) != n:
+            raise _reject(i, "timestamp", f"must be one number or one per point ({n}).")
         if group is None:
             group = groups[source] = _Group(channels)
         elif group.channels != channels:
@@ -212,28 +218,21 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
                 f"has {channels} channel(s) but earlier points of source {source!r} "
                 f"have {group.channels}.",
             )
-        group.starts.append((i, len(group.timestamps)))
         group.values.extend(rows)
-        group.timestamps.extend(ts)
-    batches = []
-    for source, group in groups.items():
-        values = np.asarray(group.values, dtype=np.float64).reshape(-1, group.channels)
-        stamps = np.asarray(group.timestamps, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
-        if bad.size:
-            raise _reject(group.entry_at(int(bad[0])), "data", "must be finite (no NaN or inf).")
-        bad = np.flatnonzero((np.abs(values) > MAX_ABS_VALUE).any(axis=1))
-        if bad.size:
-            at = group.entry_at(int(bad[0]))
-            raise _reject(at, "data", f"has a value beyond ±{MAX_ABS_VALUE:g}; rescale it.")
-        bad = np.flatnonzero(~np.isfinite(stamps))
-        if bad.size:
-            raise _reject(group.entry_at(int(bad[0])), "timestamp", "must be finite.")
-        bad = np.flatnonzero(np.diff(stamps) < 0)
-        if bad.size:
-            at = group.entry_at(int(bad[0]) + 1)
-            raise _reject(at, "timestamp", "must not decrease within a source.")
-        batches.append(SourceBatch(source, values, stamps))
+        if isinstance(ts, list):
+            group.timestamps.extend(ts)
+        else:
+            group.timestamps.extend([now if ts is None else ts] * n)
+    batches = [
+        SourceBatch(
+            source,
+            np.asarray(group.values, dtype=np.float64).reshape(-1, group.channels),
+            np.asarray(group.timestamps, dtype=np.float64),
+        )
+        for source, group in groups.items()
+    ]
+    if batches and not _all_valid(batches):
+        _raise_first_invalid(body, batches)
     config = body.config
     if config is not None:
         if config.horizon is not None and config.horizon > eng.max_horizon:
@@ -254,11 +253,79 @@ def plan_batch(body: BatchRequest, runtime: Runtime, *, now: float) -> list[Sour
     return batches
 
 
+def _all_valid(batches: list[SourceBatch]) -> bool:
+    """Whether every value is finite and within ±MAX_ABS_VALUE and every source's
+    timestamps are finite and non-decreasing: a few operations on all sources at once."""
+    values = np.concatenate([b.values.ravel() for b in batches])
+    stamps = np.concatenate([b.timestamps for b in batches])
+    if not (np.isfinite(values).all() and np.abs(values).max() <= MAX_ABS_VALUE):
+        return False
+    if not np.isfinite(stamps).all():
+        return False
+    steps = np.diff(stamps)
+    # a step from one source's last timestamp to the next one's first is not a step in time
+    firsts = np.cumsum([len(b.timestamps) for b in batches])[:-1]
+    steps[firsts - 1] = 0.0
+    return bool((steps >= 0).all())
+
+
+def _raise_first_invalid(body: BatchRequest, batches: list[SourceBatch]) -> None:
+    """Raise the 422 of the first source (first-seen order) with an invalid value."""
+    for b in batches:
+        bad = np.flatnonzero(~np.isfinite(b.values).all(axis=1))
+        if bad.size:
+            at = _entry_at(body, b.source, int(bad[0]))
+            raise _reject(at, "data", "must be finite (no NaN or inf).")
+        bad = np.flatnonzero((np.abs(b.values) > MAX_ABS_VALUE).any(axis=1))
+        if bad.size:
+            at = _entry_at(body, b.source, int(bad[0]))
+            raise _reject(at, "data", f"has a value beyond ±{MAX_ABS_VALUE:g}; rescale it.")
+        bad = np.flatnonzero(~np.isfinite(b.timestamps))
+        if bad.size:
+            raise _reject(_entry_at(body, b.source, int(bad[0])), "timestamp", "must be finite.")
+        bad = np.flatnonzero(np.diff(b.timestamps) < 0)
+        if bad.size:
+            at = _entry_at(body, b.source, int(bad[0]) + 1)
+            raise _reject(at, "timestamp", "must not decrease within a source.")
+    raise AssertionError("no invalid value found")  # pragma: no cover
+
+
 def _links(job_id: str) -> dict[str, str]:
     return {"self": f"/api/v1/jobs/{job_id}"}
 
 
-@router.post("/process/batch", status_code=202)
+class _OnePassRequest(Request):
+    """A request whose JSON body is parsed and validated as a :class:`BatchRequest` at once.
+
+    pydantic-core parses and validates the raw body in one pass (50,000 one-point entries:
+    about 45 ms, against 30 ms for ``json.loads`` then 70 ms validating the parsed objects),
+    and FastAPI passes the model instance through its own validation unchanged. A body
+    that fails is handed to FastAPI parsed (``json.loads``), so that its errors are FastAPI's
+    own, exactly as for any other route.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            raw = await self.body()
+            try:
+                self._json: Any = BatchRequest.model_validate_json(raw)
+            except ValidationError:
+                self._json = json.loads(raw)
+        return self._json
+
+
+class _OnePassRoute(APIRoute):
+    """The route of ``POST /process/batch``: its body parsed by :class:`_OnePassRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def one_pass(request: Request) -> Response:
+            return await handler(_OnePassRequest(request.scope, request.receive))
+
+        return one_pass
+
+
 async def submit_batch(
     body: BatchRequest,
     request: Request,
@@ -330,6 +397,15 @@ async def submit_batch(
         sources=len(batches),
         links=_links(job.id),
     )
+
+
+router.add_api_route(
+    "/process/batch",
+    submit_batch,
+    methods=["POST"],
+    status_code=202,
+    route_class_override=_OnePassRoute,
+)
 
 
 @router.get("/jobs/callback-secret")

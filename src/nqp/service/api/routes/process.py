@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, Field, Strict, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,23 +28,18 @@ __all__ = ["Points", "RealtimeRequest", "RealtimeShortcut", "process_realtime", 
 router = APIRouter(prefix="/api/v1/process", tags=["process"])
 
 
-def _has_bool(value: Any) -> bool:
-    return (
-        value is True or value is False or (isinstance(value, list) and any(map(_has_bool, value)))
-    )
-
-
-def _no_bools(value: Any) -> Any:
-    """Refuse booleans anywhere in ``value`` (lax float validation would take them as 0/1)."""
-    if _has_bool(value):
-        raise ValueError("values must be numbers, not booleans")
-    return value
-
+# An int or a float: booleans and numeric strings are refused (lax validation would take
+# them as 0/1 and as numbers), without a Python validator per value. Errors inside a points
+# field are reported at the field (nqp.service.errors.POINTS_FIELD).
+Number = Annotated[float, Strict()]
 
 Points = Annotated[
-    float | list[float] | list[list[float]],
-    BeforeValidator(_no_bools),
-    Field(description="A number, numbers (univariate points) or lists (multivariate points)."),
+    Number | list[Number] | list[list[Number]],
+    Field(
+        union_mode="left_to_right",  # disjoint members: the first that fits, tried once
+        description="A number, numbers (univariate points) or lists of numbers (multivariate "
+        "points); JSON numbers only, not booleans or strings.",
+    ),
 ]
 
 
