@@ -413,3 +413,80 @@ async def test_a_blocked_shard_does_not_hold_up_another():
 def test_sharded_batcher_needs_a_shard():
     with pytest.raises(ValueError, match="shards must be at least 1"):
         ShardedBatcher(lambda items: items, shard_of=lambda x: 0, shards=0)
+
+
+async def test_submit_many_queues_items_together_and_returns_failures_in_place():
+    rec = Recorder()
+    batcher = MicroBatcher(rec, max_batch_size=4, max_wait_ms=50.0)
+    batcher.start()
+    items = [(k, "bad") if k == 5 else (k,) for k in range(10)]
+    results = await batcher.submit_many(items)
+    assert results[:5] == [("done", x) for x in items[:5]]
+    assert isinstance(results[5], InvalidInputError)  # its own failure, in its place
+    assert results[6:] == [("done", x) for x in items[6:]]
+    # queued at once: full batches of 4, in order (the one holding the bad item is then
+    # bisected and retried)
+    assert rec.calls[:2] == [items[:4], items[4:8]]
+    assert rec.calls[-1] == items[8:]
+    assert await batcher.submit_many([]) == []
+    stats = batcher.stats
+    assert (stats.submitted, stats.completed, stats.failed) == (10, 9, 1)
+    assert await batcher.drain(5.0)
+    with pytest.raises(ShuttingDownError):
+        await batcher.submit_many([(1,)])
+
+
+async def test_submit_many_refuses_what_does_not_fit_and_queues_nothing():
+    gate = threading.Event()
+    rec = Recorder(gate)
+    batcher = MicroBatcher(rec, max_batch_size=1, max_wait_ms=0.0, max_queue=3)
+    with pytest.raises(NotFittedError):
+        await batcher.submit_many([(0,)])
+    batcher.start()
+    blocked = asyncio.ensure_future(batcher.submit((0,)))
+    await wait_until(rec.entered.is_set)
+    queued = asyncio.ensure_future(batcher.submit_many([(1,), (2,)]))
+    await wait_until(lambda: batcher.queue_depth == 2)
+    with pytest.raises(QueueFullError) as info:
+        await batcher.submit_many([(3,), (4,)])  # 2 + 2 > 3: none of them queued
+    assert info.value.queue_depth == 2
+    assert batcher.queue_depth == 2
+    gate.set()
+    assert await blocked == ("done", (0,))
+    assert await queued == [("done", (1,)), ("done", (2,))]
+    # more than max_queue items fit an empty queue (a round larger than the queue runs)
+    assert await batcher.submit_many([(k,) for k in range(5)]) == [("done", (k,)) for k in range(5)]
+    assert [c for c in rec.calls if (3,) in c or (4,) in c] == [[(3,)], [(4,)]]  # the later ones
+    assert await batcher.drain(5.0)
+
+
+async def test_sharded_submit_many_keeps_order_and_checks_every_shard_first():
+    gate = threading.Event()
+    blocked, free = Recorder(gate), Recorder()
+    batcher = ShardedBatcher(
+        lambda items: (blocked if items[0][0] == 0 else free)(items),
+        shard_of=lambda x: x[0],
+        shards=2,
+        max_batch_size=1,
+        max_wait_ms=0.0,
+        max_queue=2,
+    )
+    batcher.start()
+    items = [(k % 2, k) for k in range(6)]
+    stuck = asyncio.ensure_future(batcher.submit((0, "a")))
+    await asyncio.to_thread(blocked.entered.wait, 5)
+    queued = asyncio.ensure_future(batcher.submit((0, "b")))
+    await wait_until(lambda: batcher.queue_depth == 1)
+    # shard 0 has 1 waiting and cannot take 3 more: nothing is queued on shard 1 either
+    with pytest.raises(QueueFullError):
+        await batcher.submit_many(items)
+    assert batcher.queue_depth == 1
+    assert free.calls == []
+    gate.set()
+    assert await stuck == ("done", (0, "a"))
+    assert await queued == ("done", (0, "b"))
+    assert await batcher.submit_many(items) == [("done", x) for x in items]
+    for shard, rec in ((0, blocked), (1, free)):
+        seen = [k for call in rec.calls for s, k in call if s == shard and isinstance(k, int)]
+        assert seen == [k for s, k in items if s == shard]
+    assert await batcher.drain(5.0)

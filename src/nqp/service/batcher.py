@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
 from nqp._validation import Interval, validate_params
@@ -343,6 +344,52 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             self._wake.set()  # first item (start the wait) or a full batch (leave now)
         return await future
 
+    async def submit_many(self, items: Sequence[ItemT]) -> list[ResultT | BaseException]:
+        """Queue ``items`` together and wait for all their results, in order.
+
+        What many :meth:`submit` calls at once would give (the items queued back to back,
+        batched as usual), without a task per item: for a caller with many items at hand
+        (a batch job's round). An item's own failure is returned in its place.
+
+        Raises
+        ------
+        QueueFullError
+            At once, with nothing queued, when the items do not fit beside those already
+            waiting (``max_queue``; more than ``max_queue`` items fit an empty queue).
+        ShuttingDownError, NotFittedError
+            As :meth:`submit`.
+        """
+        self._check_room(len(items))
+        return await asyncio.gather(*self._enqueue(items), return_exceptions=True)
+
+    def _check_room(self, n: int) -> None:
+        """Raise what :meth:`submit_many` raises for ``n`` items, queuing nothing."""
+        if self._state != "running":
+            if self._state == "new":
+                raise NotFittedError("MicroBatcher.start() must be called before submit().")
+            self._counts["rejected"] += n
+            raise ShuttingDownError("The service is shutting down; retry on another instance.")
+        depth = len(self._pending)
+        if depth and depth + n > self.max_queue:
+            self._counts["rejected"] += n
+            retry = max(_MIN_RETRY_AFTER_S, self.max_wait_ms / 1000.0, depth * self._run_per_item_s)
+            raise QueueFullError(
+                f"The processing queue is full ({depth} items waiting); retry later.",
+                queue_depth=depth,
+                retry_after_s=retry,
+            )
+
+    def _enqueue(self, items: Sequence[ItemT]) -> list[asyncio.Future[ResultT]]:
+        """Queue ``items`` (room checked by :meth:`_check_room`); their futures, in order."""
+        depth = len(self._pending)
+        create, now = self._loop.create_future, time.monotonic()
+        futures: list[asyncio.Future[ResultT]] = [create() for _ in items]
+        self._pending.extend(map(_Entry, items, futures, repeat(now)))
+        self._counts["submitted"] += len(items)
+        if items and (depth == 0 or depth + len(items) >= self.max_batch_size):
+            self._wake.set()  # first items (start the wait) or a full batch (leave now)
+        return futures
+
     @property
     def queue_depth(self) -> int:
         """Items waiting to be dispatched."""
@@ -571,6 +618,24 @@ class ShardedBatcher(Generic[ItemT, ResultT]):
     async def submit(self, item: ItemT) -> ResultT:
         """:meth:`MicroBatcher.submit` to the batcher of ``shard_of(item)``."""
         return await self.batchers[self.shard_of(item)].submit(item)
+
+    async def submit_many(self, items: Sequence[ItemT]) -> list[ResultT | BaseException]:
+        """:meth:`MicroBatcher.submit_many`, each shard's items to its batcher, in order.
+
+        Every shard's room is checked before any item is queued, so ``QueueFullError``
+        leaves every queue as it was.
+        """
+        positions: dict[int, list[int]] = {}
+        for i, item in enumerate(items):
+            positions.setdefault(self.shard_of(item), []).append(i)
+        for k, pos in positions.items():
+            self.batchers[k]._check_room(len(pos))
+        futures: list[asyncio.Future[ResultT]] = [None] * len(items)  # type: ignore[list-item]
+        for k, pos in positions.items():
+            queued = self.batchers[k]._enqueue([items[i] for i in pos])
+            for i, future in zip(pos, queued, strict=True):
+                futures[i] = future
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     @property
     def queue_depth(self) -> int:

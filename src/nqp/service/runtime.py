@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -599,9 +600,53 @@ class Runtime:
             ProcessItem(internal, item.data, item.timestamp, item.config)
         )
         self._request_stage.observe(time.perf_counter() - wait_start)
-        self._dirty.add(internal)
-        batch = made.renamed(item.source)
+        batch = self._deliver(tenant_id, internal, item.source, made)
         self._count_directions(batch.directions)
+        return batch
+
+    async def submit_many(
+        self, tenant_id: str, items: Sequence[ProcessItem]
+    ) -> list[PredictionBatch | BaseException]:
+        """:meth:`submit` of many items of distinct sources at once (a batch job's round).
+
+        The items are queued together (:meth:`ShardedBatcher.submit_many`), without a task
+        per item; an item's own failure (e.g. ``InvalidInputError``) is returned in its
+        place. The engine stage is observed once for the call. Raises ``QueueFullError``
+        (nothing queued) or ``ShuttingDownError`` as :meth:`submit` does.
+        """
+        if self.stream is not None:
+            return await asyncio.gather(
+                *(self.submit(tenant_id, item) for item in items), return_exceptions=True
+            )
+        internals = [internal_source(tenant_id, item.source) for item in items]
+        await self.ensure_restored_many(internals)
+        wait_start = time.perf_counter()
+        made = await self.batcher.submit_many(
+            [
+                ProcessItem(internal, item.data, item.timestamp, item.config)
+                for internal, item in zip(internals, items, strict=True)
+            ]
+        )
+        self._request_stage.observe(time.perf_counter() - wait_start)
+        out: list[PredictionBatch | BaseException] = []
+        directions: list[str] = []
+        for internal, item, result in zip(internals, items, made, strict=True):
+            if isinstance(result, BaseException):
+                out.append(result)
+                continue
+            batch = self._deliver(tenant_id, internal, item.source, result)
+            directions += batch.directions
+            out.append(batch)
+        self._count_directions(directions)
+        return out
+
+    def _deliver(
+        self, tenant_id: str, internal: str, source: str, made: PredictionBatch
+    ) -> PredictionBatch:
+        """The engine's predictions of one item renamed ``source``, published and queued
+        for storage."""
+        self._dirty.add(internal)
+        batch = made.renamed(source)
         if self.hub.subscriber_count(tenant_id):  # parsed only when someone listens
             for payload in batch.dicts():
                 self.hub.publish(tenant_id, payload)
