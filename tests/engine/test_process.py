@@ -10,7 +10,13 @@ import pytest
 
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
-from nqp.engine.process import EngineHost, EngineUnavailableError, PredictionBatch, shard_of
+from nqp.engine.process import (
+    EngineHost,
+    EngineUnavailableError,
+    PredictionBatch,
+    _encode,
+    shard_of,
+)
 from nqp.exceptions import InvalidInputError
 
 SMALL = {
@@ -264,6 +270,39 @@ def test_prediction_batch_is_the_dicts_json_byte_for_byte():
         assert batch.confidences == [p["confidence"] for p in preds]
     renamed = PredictionBatch.from_dicts("x", dicts[0]).renamed('a "quoted" 50% name')
     assert [orjson.loads(t)["source"] for t in renamed.payloads()] == ['a "quoted" 50% name'] * 3
+
+
+def test_encoded_predictions_are_the_dicts_json_byte_for_byte():
+    """What the engine process sends (Platform.process_many_encoded, no dict per point)
+    equals PredictionBatch.from_dicts of Platform.process_many_json on a twin platform,
+    but for the measured processing time: the same columns, and each body the dict's
+    JSON after its head."""
+    twins = [Platform(Settings(**SMALL)), Platform(Settings(**SMALL))]
+    items = [
+        ProcessItem("t/uni", [1.0, 1.5, 0.5], [1.0, 2.0, 3.0], None),
+        ProcessItem('t/odd "name" 100%', [[1.0, 2.0]], 1.0, {"quantum_enabled": False}),
+        ProcessItem("t/uni", 2.0, 4.0, {"neuromorphic_enabled": False}),
+        ProcessItem("t/température ✓ \\", [3.0], [5.0], None),
+    ]
+    for _ in range(3):  # fresh, then warm sources
+        got = _encode(twins[0], items, twins[0].process_many_encoded(items))
+        dicts = twins[1].process_many_json(items)
+        rates = twins[1].rolling_hit_rates({item.source for item in items})
+        want = [
+            PredictionBatch.from_dicts(item.source, preds, hit_rate=rates.get(item.source))
+            for item, preds in zip(items, dicts, strict=True)
+        ]
+        for g, w in zip(got, want, strict=True):
+            assert (g.source, g.hit_rate, len(g)) == (w.source, w.hit_rate, len(w))
+            assert g.prediction_ids == w.prediction_ids
+            assert (g.sequences, g.timestamps) == (w.sequences, w.timestamps)
+            assert (g.directions, g.confidences) == (w.directions, w.confidences)
+            assert g.payloads() == [orjson.dumps(d).decode() for d in g.dicts()]
+            timeless = [dict(d, processing_time_ms=0.0) for d in g.dicts()]
+            assert timeless == [dict(d, processing_time_ms=0.0) for d in w.dicts()]
+        items = [
+            ProcessItem(i.source, i.data, np.add(i.timestamp, 10.0).tolist(), None) for i in items
+        ]
 
 
 def test_prediction_batch_refuses_what_it_cannot_write_back():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
@@ -32,12 +33,17 @@ from nqp.types import (
     ProcessConfig,
 )
 
-__all__ = ["MAX_ABS_VALUE", "Platform", "ProcessItem", "SourceSummary"]
+__all__ = ["MAX_ABS_VALUE", "EncodedPrediction", "Platform", "ProcessItem", "SourceSummary"]
 
 _MAX_SOURCE_LEN = 200
 MAX_ABS_VALUE = 1e100
 """Largest |value| accepted: beyond it running sums of squares would overflow float64."""
 _DIRECTION_NAMES = {1: Direction.UP.value, -1: Direction.DOWN.value, 0: Direction.HOLD.value}
+
+#: One prediction as the engine process sends it (:meth:`Platform.process_many_encoded`):
+#: ``(prediction_id, sequence, timestamp, direction, confidence, body)``, ``body`` the JSON
+#: text of its dict after the ``prediction_id`` and ``source`` members.
+EncodedPrediction = tuple[str, int, float, str, float, str]
 _SYNC = KINDS.index("synchronous")
 _DEFAULT_CONFIG = ProcessConfig()  # frozen: shared by every item without a config
 
@@ -179,24 +185,41 @@ class Platform:
             self._check_against_state(parsed)
             return self._run(parsed)
 
-    def prepare_json(
+    def process_many_encoded(
         self, items: Sequence[ProcessItem | Mapping[str, Any]]
-    ) -> Callable[[], list[list[dict[str, Any]]]]:
+    ) -> list[list[EncodedPrediction]]:
+        """:meth:`process_many_json` with each prediction already serialised.
+
+        ``result[i][k]`` is ``(prediction_id, sequence, timestamp, direction, confidence,
+        body)``, ``body`` being the JSON text of the prediction's dict after its
+        ``prediction_id`` and ``source`` members (``'"sequence":…}'``, as
+        :class:`nqp.engine.process.PredictionBatch` holds it): what the engine process
+        sends the service, without building the whole dict per point.
+        """
+        parsed = [self._parse(i, item) for i, item in enumerate(items)]
+        with self._lock:
+            self._check_against_state(parsed)
+            return self._run(parsed, encoded=True)
+
+    def prepare_json(
+        self, items: Sequence[ProcessItem | Mapping[str, Any]], *, encoded: bool = False
+    ) -> Callable[[], list[list[Any]]]:
         """Validate ``items`` now and return the call that processes them.
 
         For a caller that must know every part of a request is valid before any part runs
         (a request split over several engine processes): this raises
         :class:`~nqp.exceptions.InvalidInputError` exactly as :meth:`process_many_json`
-        would, changing nothing; the returned call gives its result. Nothing else may use
-        the platform in between (the check is against the current state).
+        would, changing nothing; the returned call gives its result (that of
+        :meth:`process_many_encoded` with ``encoded``). Nothing else may use the platform
+        in between (the check is against the current state).
         """
         parsed = [self._parse(i, item) for i, item in enumerate(items)]
         with self._lock:
             self._check_against_state(parsed)
 
-        def run() -> list[list[dict[str, Any]]]:
+        def run() -> list[list[Any]]:
             with self._lock:
-                return self._run(parsed)
+                return self._run(parsed, encoded=encoded)
 
         return run
 
@@ -445,7 +468,7 @@ class Platform:
         )
 
     # ------------------------------------------------------------------ execution
-    def _run(self, parsed: list[_Parsed]) -> list[list[dict[str, Any]]]:
+    def _run(self, parsed: list[_Parsed], *, encoded: bool = False) -> list[list[Any]]:
         eng = self.settings.engine
         C = eng.max_channels
         # queue of (item, point) per source, in item order
@@ -504,11 +527,11 @@ class Platform:
             elapsed_ms = (time.perf_counter() - start) * 1000.0
             targets = meta.target[rows]
             preds = self._predictions(
-                sources, out, x[np.arange(B), targets], elapsed_ms, neuro_on, quantum_on
+                sources, out, x[np.arange(B), targets], elapsed_ms, neuro_on, quantum_on, encoded
             )
             for (_, (i, k)), pred in zip(members, preds, strict=True):
                 results[i][k] = pred
-        return results  # type: ignore[return-value]  # every slot is filled
+        return results  # every slot is filled
 
     @staticmethod
     def _predictions(
@@ -518,12 +541,14 @@ class Platform:
         elapsed_ms: float,
         neuro: NDArray[np.bool_],
         quantum: NDArray[np.bool_],
-    ) -> list[dict[str, Any]]:
-        """One wave's predictions as JSON-ready dicts, row for row.
+        encoded: bool = False,
+    ) -> list[Any]:
+        """One wave's predictions as JSON-ready dicts, row for row, or ``encoded``.
 
         Each dict is exactly ``Prediction.model_dump(mode="json")`` of the prediction (the
         tests check it): the arrays are converted to Python scalars once per wave, which
-        costs a fraction of validating and dumping a model per point.
+        costs a fraction of validating and dumping a model per point. ``encoded`` gives
+        :data:`EncodedPrediction` tuples instead (see :meth:`process_many_encoded`).
         """
         seq, ts = out.seq.tolist(), out.timestamp.tolist()
         direction = [_DIRECTION_NAMES[d] for d in out.direction.tolist()]
@@ -541,7 +566,8 @@ class Platform:
             q_energy, q_coherence = out.q_energy.tolist(), out.q_coherence.tolist()
             q_converged, q_iterations = out.q_converged.tolist(), out.q_iterations.tolist()
             q_residual = out.q_residual.tolist()
-        preds = []
+        preds: list[Any] = []
+        dumps = orjson.dumps
         for b, source in enumerate(sources):
             neuromorphic_results = None
             if neuro_on[b]:
@@ -571,31 +597,33 @@ class Platform:
                         "residual": q_residual[b],
                     },
                 }
-            preds.append(
-                {
-                    # Deterministic: the same point of the same source state always gets the
-                    # same id, so a replayed point (at-least-once streaming) is recognised.
-                    "prediction_id": hashlib.blake2b(
-                        f"{source}\x00{seq[b]}\x00{ts[b]!r}".encode(), digest_size=16
-                    ).hexdigest(),
-                    "source": source,
-                    "sequence": seq[b],
-                    "timestamp": ts[b],
-                    "value": value[b],
-                    "direction": direction[b],
-                    "confidence": confidence[b],
-                    "magnitude": magnitude[b],
-                    "expected_change": expected[b],
-                    "uncertainty": uncertainty[b],
-                    "horizon": horizon[b],
-                    "time_horizon_ms": horizon_ms[b],
-                    "warming_up": warming[b],
-                    "anomaly_score": anomaly[b],
-                    "neuromorphic_results": neuromorphic_results,
-                    "quantum_results": quantum_results,
-                    "processing_time_ms": elapsed_ms,
-                }
-            )
+            # Deterministic: the same point of the same source state always gets the same
+            # id, so a replayed point (at-least-once streaming) is recognised.
+            prediction_id = hashlib.blake2b(
+                f"{source}\x00{seq[b]}\x00{ts[b]!r}".encode(), digest_size=16
+            ).hexdigest()
+            body = {
+                "sequence": seq[b],
+                "timestamp": ts[b],
+                "value": value[b],
+                "direction": direction[b],
+                "confidence": confidence[b],
+                "magnitude": magnitude[b],
+                "expected_change": expected[b],
+                "uncertainty": uncertainty[b],
+                "horizon": horizon[b],
+                "time_horizon_ms": horizon_ms[b],
+                "warming_up": warming[b],
+                "anomaly_score": anomaly[b],
+                "neuromorphic_results": neuromorphic_results,
+                "quantum_results": quantum_results,
+                "processing_time_ms": elapsed_ms,
+            }
+            if encoded:  # '{"sequence":…}' less its '{'
+                text = dumps(body)[1:].decode()
+                preds.append((prediction_id, seq[b], ts[b], direction[b], confidence[b], text))
+            else:
+                preds.append({"prediction_id": prediction_id, "source": source, **body})
         return preds
 
 

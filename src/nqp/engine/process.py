@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from nqp.config import Settings
-from nqp.engine.platform import Platform, ProcessItem, SourceSummary
+from nqp.engine.platform import EncodedPrediction, Platform, ProcessItem, SourceSummary
 from nqp.exceptions import InvalidInputError, NQPError
 
 __all__ = ["EngineHost", "EngineUnavailableError", "PredictionBatch", "shard_of"]
@@ -158,18 +158,31 @@ class PredictionBatch:
 
 
 def _encode(
-    platform: Platform, items: Sequence[ProcessItem], results: list[list[dict[str, Any]]]
+    platform: Platform, items: Sequence[ProcessItem], results: list[list[EncodedPrediction]]
 ) -> list[PredictionBatch]:
-    """The platform's JSON-ready predictions of ``items``, one batch per item."""
+    """The platform's encoded predictions of ``items`` (``process_many_encoded``), one
+    batch per item."""
     rates = platform.rolling_hit_rates({item.source for item in items})
-    return [
-        PredictionBatch.from_dicts(item.source, preds, hit_rate=rates.get(item.source))
-        for item, preds in zip(items, results, strict=True)
-    ]
+    out = []
+    for item, preds in zip(items, results, strict=True):
+        ids, seqs, stamps, directions, confidences, bodies = map(list, zip(*preds, strict=True))
+        out.append(
+            PredictionBatch(
+                item.source,
+                ids,
+                seqs,
+                stamps,
+                directions,
+                confidences,
+                bodies,
+                rates.get(item.source),
+            )
+        )
+    return out
 
 
 _CALLS: dict[str, Any] = {
-    "process_json": lambda p, items: _encode(p, items, p.process_many_json(items)),
+    "process_json": lambda p, items: _encode(p, items, p.process_many_encoded(items)),
     "rolling_hit_rates": lambda p, sources: p.rolling_hit_rates(sources),
     "known_of": lambda p, sources: [s for s in sources if p.store.known(s)],
     "sources": lambda p: p.sources(),
@@ -213,7 +226,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
         result: tuple[str, Any]
         try:
             if name == "prepare":
-                run = platform.prepare_json(*args)
+                run = platform.prepare_json(*args, encoded=True)
                 conn.send(("ready", None))
                 decision, _ = conn.recv()
                 result = ("ok", _encode(platform, args[0], run()) if decision == "go" else None)
