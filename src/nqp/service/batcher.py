@@ -323,25 +323,8 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         Exception
             Whatever ``process`` raised for this item (e.g. InvalidInputError).
         """
-        if self._state != "running":
-            if self._state == "new":
-                raise NotFittedError("MicroBatcher.start() must be called before submit().")
-            self._counts["rejected"] += 1
-            raise ShuttingDownError("The service is shutting down; retry on another instance.")
-        depth = len(self._pending)
-        if depth >= self.max_queue:
-            self._counts["rejected"] += 1
-            retry = max(_MIN_RETRY_AFTER_S, self.max_wait_ms / 1000.0, depth * self._run_per_item_s)
-            raise QueueFullError(
-                f"The processing queue is full ({depth} items waiting); retry later.",
-                queue_depth=depth,
-                retry_after_s=retry,
-            )
-        future: asyncio.Future[ResultT] = self._loop.create_future()
-        self._pending.append(_Entry(item, future, time.monotonic()))
-        self._counts["submitted"] += 1
-        if depth == 0 or depth + 1 >= self.max_batch_size:
-            self._wake.set()  # first item (start the wait) or a full batch (leave now)
+        self._check_room(1)
+        (future,) = self._enqueue([item])
         return await future
 
     async def submit_many(self, items: Sequence[ItemT]) -> list[ResultT | BaseException]:
