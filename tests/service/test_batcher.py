@@ -386,7 +386,10 @@ async def test_sharded_batches_never_mix_shards_and_keep_order_within_one():
     assert await batcher.drain(5.0)
 
 
-async def test_a_blocked_shard_does_not_hold_up_another():
+async def _shard_0_blocked(**options):
+    """Two shards (an item's shard is its first element), shard 0's worker blocked on item
+    ``(0, "a")`` with ``(0, "b")`` queued behind it. Returns the gate that unblocks it,
+    both recorders, the batcher and the two pending submissions."""
     gate = threading.Event()
     blocked, free = Recorder(gate), Recorder()
     batcher = ShardedBatcher(
@@ -394,12 +397,18 @@ async def test_a_blocked_shard_does_not_hold_up_another():
         shard_of=lambda x: x[0],
         shards=2,
         max_wait_ms=0.0,
+        **options,
     )
     batcher.start()
     stuck = asyncio.ensure_future(batcher.submit((0, "a")))
     await asyncio.to_thread(blocked.entered.wait, 5)
     queued = asyncio.ensure_future(batcher.submit((0, "b")))
     await wait_until(lambda: batcher.queue_depth == 1)  # behind the blocked batch
+    return gate, blocked, free, batcher, stuck, queued
+
+
+async def test_a_blocked_shard_does_not_hold_up_another():
+    gate, _, _, batcher, stuck, queued = await _shard_0_blocked()
     assert await asyncio.wait_for(batcher.submit((1, "c")), timeout=5) == ("done", (1, "c"))
     assert not stuck.done()
     gate.set()
@@ -461,22 +470,10 @@ async def test_submit_many_refuses_what_does_not_fit_and_queues_nothing():
 
 
 async def test_sharded_submit_many_keeps_order_and_checks_every_shard_first():
-    gate = threading.Event()
-    blocked, free = Recorder(gate), Recorder()
-    batcher = ShardedBatcher(
-        lambda items: (blocked if items[0][0] == 0 else free)(items),
-        shard_of=lambda x: x[0],
-        shards=2,
-        max_batch_size=1,
-        max_wait_ms=0.0,
-        max_queue=2,
+    gate, blocked, free, batcher, stuck, queued = await _shard_0_blocked(
+        max_batch_size=1, max_queue=2
     )
-    batcher.start()
     items = [(k % 2, k) for k in range(6)]
-    stuck = asyncio.ensure_future(batcher.submit((0, "a")))
-    await asyncio.to_thread(blocked.entered.wait, 5)
-    queued = asyncio.ensure_future(batcher.submit((0, "b")))
-    await wait_until(lambda: batcher.queue_depth == 1)
     # shard 0 has 1 waiting and cannot take 3 more: nothing is queued on shard 1 either
     with pytest.raises(QueueFullError):
         await batcher.submit_many(items)
