@@ -17,8 +17,9 @@ over ``--repeats`` rounds, and their ratios. Every round replaces the same rows,
 periodic checkpoint does.
 
 Figure ``prediction_insert`` (SQLite only): ``--insert-rounds`` rounds of 50,000 predictions
-(the payload of a real one, ids and sequences varied) stored as the gateway's writer stores
-them (:func:`nqp.store.insert_predictions`, 20,000 rows a transaction) into a fresh database,
+(the payload of a real one; 1,000 sources, new sequence numbers and timestamps, ids hashed
+as the engine makes them) stored as the gateway's writer stores them
+(:func:`nqp.store.insert_predictions`, 20,000 rows a transaction) into a fresh database,
 once with SQLite's default page cache (2,000 KiB) and once with the one the service sets
 (:data:`nqp.store.db.SQLITE_CACHE_KIB`). CPU µs a row of this process (SQLite runs in it)
 in the first and the last round, and the rows then stored: the cost grows with the table
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -127,10 +129,12 @@ async def _insert_rounds(url: str, rounds: int, cache_kib: int | None) -> dict[s
     payload = json.dumps(pred, separators=(",", ":"))
     us: list[float] = []
     for r in range(rounds):
-        rows = [
-            (f"s{i % 1000}", f"{r:04x}{i:028x}", i, 1.7e9 + i, "hold", 0.5, payload)
-            for i in range(INSERT_ROUND)
-        ]
+        rows = []
+        for i in range(INSERT_ROUND):  # points of 1,000 sources, ids made as the engine does
+            source, seq = f"s{i % 1000}", r * INSERT_ROUND + i
+            ts = 1.7e9 + seq
+            pid = hashlib.blake2b(f"{source}\x00{seq}\x00{ts!r}".encode(), digest_size=16)
+            rows.append((source, pid.hexdigest(), seq, ts, "hold", 0.5, payload))
         cpu = time.process_time()
         for a in range(0, INSERT_ROUND, INSERT_TRANSACTION):
             async with sessions() as session:

@@ -75,12 +75,17 @@ def test_migrations_ship_inside_the_package():
     for name in ("env.py", "script.py.mako"):
         assert root.joinpath(name).is_file(), name
     versions = sorted(p.name for p in root.joinpath("versions").iterdir() if p.name.endswith(".py"))
-    assert versions == ["0001_initial.py", "0002_stream_positions.py", "0003_job_leases.py"]
+    assert versions == [
+        "0001_initial.py",
+        "0002_stream_positions.py",
+        "0003_job_leases.py",
+        "0004_prediction_key.py",
+    ]
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.py", v) for v in versions)  # <rev>_<slug>.py
     assert migrations_path() == Path(str(root))
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0003"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0003", "0002", "0001"]
+    assert script.get_heads() == ["0004"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
 
 
 async def _admin(admin_url: str, sql: str) -> None:
@@ -154,11 +159,11 @@ async def test_migrate_creates_exactly_the_models_and_is_idempotent(empty_db_url
             first = await conn.run_sync(_schema)
             assert set(first) == set(Base.metadata.tables) | {"alembic_version"}
             assert await conn.run_sync(_diffs) == []  # the migration matches the models
-            assert await conn.run_sync(_version) == ["0003"]
+            assert await conn.run_sync(_version) == ["0004"]
         await migrate(empty_db_url)  # again: a no-op
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema) == first
-            assert await conn.run_sync(_version) == ["0003"]
+            assert await conn.run_sync(_version) == ["0004"]
 
         def downgrade(conn: Connection) -> None:
             config = alembic_config()
@@ -209,3 +214,36 @@ def test_package_reexports_every_data_function():
     public -= {"decode_cursor", "encode_cursor"}  # cursor helpers stay in nqp.store.predictions
     assert public <= set(store.__all__)
     assert len(store.__all__) == len(set(store.__all__))
+
+
+def test_prediction_key_migration_keeps_the_rows(tmp_path):
+    """0003 -> 0004 on a SQLite file holding predictions: the rows stay, the new key refuses a
+    stored point, and a row the previous release would insert twice is still refused by
+    its prediction_id; the downgrade removes the key again."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0003")
+    insert = (
+        "INSERT INTO predictions (tenant_id, source, prediction_id, sequence, ts, created_at, "
+        "direction, confidence, payload) VALUES ('t', ?, ?, ?, ?, '2026-12-01', 'up', 0.5, '{}')"
+    )
+    rows = [(f"s{i % 3}", f"p{i}", i, 1.7e9 + i // 2) for i in range(10)]
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-12-01')")
+        conn.executemany(insert, rows)
+    command.upgrade(alembic_config(url), "head")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        stored = conn.execute(
+            "SELECT id, source, prediction_id, sequence, ts FROM predictions ORDER BY id"
+        ).fetchall()
+        assert stored == [(i + 1, *row) for i, row in enumerate(rows)]
+        for duplicate in (("s0", "another id", 0, 1.7e9), ("s9", "p0", 0, 1.7e9)):
+            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+                conn.execute(insert, duplicate)
+        old_release = insert + " ON CONFLICT (prediction_id) DO NOTHING"
+        assert conn.execute(old_release, rows[0]).rowcount == 0
+    command.downgrade(alembic_config(url), "0003")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute(insert, ("s0", "another id", 0, 1.7e9))
+        assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (11,)

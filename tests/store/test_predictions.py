@@ -209,7 +209,7 @@ async def test_retention_deletes_rows_stored_before_the_cutoff(session, tenants,
 async def test_insert_stores_what_the_orm_stores(session, tenants, rng):
     """The driver-level insert writes the same column values (datetime text on SQLite,
     JSON text) as an ORM insert of the same prediction, and reads back equal."""
-    a, _ = tenants
+    a, b = tenants
     stored_at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=2)))
     (row,) = _rows(rng, 1)
     row["payload"] = {"prediction_id": "x", "value": 0.1 + 0.2, "nested": {"n": [1, None]}}
@@ -218,7 +218,8 @@ async def test_insert_stores_what_the_orm_stores(session, tenants, rng):
         == 1
     )
     orm = row | {"prediction_id": "orm-twin"}
-    session.add(Prediction(tenant_id=a, created_at=stored_at, **orm))
+    # the other tenant's: a point (source, sequence, timestamp) is stored once per tenant
+    session.add(Prediction(tenant_id=b, created_at=stored_at, **orm))
     await session.commit()
     raw = (
         await session.execute(
@@ -250,6 +251,31 @@ async def test_duplicates_within_one_call_are_stored_once(session, tenants, rng)
     await session.commit()
     got, _ = await query_predictions(session, tenant_id=a, limit=100)
     assert sorted(p.prediction_id for p in got) == sorted(r[1] for r in rows)
+
+
+async def test_a_point_is_stored_once_per_tenant(session, tenants, rng):
+    """The key is (tenant, source, timestamp, sequence), of which prediction_id is a hash: a
+    row with a stored key is skipped (whatever its id); another tenant, source, sequence or
+    time is new. A row equal in both key and id is skipped too (the test above)."""
+    a, b = tenants
+    (first,) = _tuples(_rows(rng, 1))
+    source, pid, seq, ts, *rest = first
+    assert await insert_predictions(session, tenant_id=a, rows=[first]) == 1
+    assert (
+        await insert_predictions(session, tenant_id=a, rows=[(source, "other", seq, ts, *rest)])
+        == 0
+    )
+    variants = [
+        ("s9", "v1", seq, ts, *rest),
+        (source, "v2", seq + 1, ts, *rest),
+        (source, "v3", seq, ts + 0.25, *rest),
+    ]
+    assert await insert_predictions(session, tenant_id=a, rows=variants) == 3
+    # another tenant's same point (its id differs: the id hashes the tenant's source)
+    assert await insert_predictions(session, tenant_id=b, rows=[(source, "b", seq, ts, *rest)]) == 1
+    await session.commit()
+    got, _ = await query_predictions(session, tenant_id=a, limit=10)
+    assert sorted(p.prediction_id for p in got) == sorted([pid, "v1", "v2", "v3"])
 
 
 async def test_insert_is_part_of_the_callers_transaction(session, tenants, rng):

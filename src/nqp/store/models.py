@@ -218,11 +218,24 @@ class Prediction(Base):
     """One stored prediction; ``payload`` holds the whole prediction as JSON.
 
     ``ts`` is the point's time in epoch seconds (float); queries page by ``(ts, id)``.
+    A point's prediction is stored once: ``prediction_id`` is a hash of the tenant's source,
+    the sequence number and the timestamp, so the unique key is those columns themselves
+    (inserts skip a stored key). Ordered ``(tenant_id, source, ts, sequence)``, that index
+    also serves queries by source and time range. ``prediction_id`` is still unique for the
+    previous release's inserts (``ON CONFLICT (prediction_id)``) during a rolling upgrade;
+    that index, on random keys, is the costliest one a row updates.
     """
 
     __tablename__ = "predictions"
     __table_args__ = (
-        Index("ix_predictions_tenant_source_ts", "tenant_id", "source", "ts"),
+        Index(
+            "uq_predictions_tenant_source_ts_sequence",
+            "tenant_id",
+            "source",
+            "ts",
+            "sequence",
+            unique=True,
+        ),
         Index("ix_predictions_tenant_ts", "tenant_id", "ts"),
         Index("ix_predictions_created_at", "created_at"),
     )

@@ -67,19 +67,21 @@ PredictionRow = tuple[str, str, int, float, str, float, str]
 _INSERT_COLUMNS = (
     "source, prediction_id, sequence, ts, direction, confidence, payload, tenant_id, created_at"
 )
+# a point's prediction: its prediction_id is a hash of exactly these (the unique index)
+_CONFLICT_KEY = "(tenant_id, source, ts, sequence)"
 # SQLite: one executemany of plain tuples, whose rowcount sqlite3 reports as the rows
 # inserted. PostgreSQL: the rows as one array per column, in one statement (asyncpg reports
 # no rowcount for executemany; "INSERT 0 n" of a single statement is the count).
 _INSERT_SQLITE = (
     f"INSERT INTO predictions ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (prediction_id) DO NOTHING"
+    f"ON CONFLICT {_CONFLICT_KEY} DO NOTHING"
 )
 _INSERT_POSTGRESQL = (
     f"INSERT INTO predictions ({_INSERT_COLUMNS}) "
     "SELECT s, p, q, t, d, c, j::json, $8, $9 FROM unnest("
     "$1::varchar[], $2::varchar[], $3::bigint[], $4::float8[], $5::varchar[], $6::float8[], "
     "$7::text[]) AS r(s, p, q, t, d, c, j) "
-    "ON CONFLICT (prediction_id) DO NOTHING"
+    f"ON CONFLICT {_CONFLICT_KEY} DO NOTHING"
 )
 
 
@@ -109,8 +111,9 @@ async def insert_predictions(
     Returns
     -------
     int
-        Rows inserted. A ``prediction_id`` already stored is skipped, so a redelivered
-        batch (at-least-once streaming) is stored once.
+        Rows inserted. A prediction already stored (the same source, sequence and
+        timestamp, hence the same ``prediction_id``) is skipped, so a redelivered batch
+        (at-least-once streaming) is stored once.
     """
     if not rows:
         return 0
