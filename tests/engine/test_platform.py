@@ -183,6 +183,46 @@ def test_waves_of_scattered_rows_equal_each_alone():
                     assert value == b[key], key
 
 
+def test_items_of_any_length_and_repeated_sources_equal_each_alone():
+    """One call whose items have different lengths, name a source twice (its points go in
+    item order) and switch engines per item: each source's predictions are those of its
+    points streamed alone; an empty call predicts nothing."""
+    rng = np.random.default_rng(13)
+    series = {s: np.cumsum(rng.standard_normal(9)) for s in ("a", "b", "c")}
+    off = {"quantum_enabled": False}
+    items = [
+        {"source": "a", "data": list(series["a"][:5]), "timestamp": 10.0 + np.arange(5)},
+        {"source": "b", "data": list(series["b"][:2]), "timestamp": 10.0 + np.arange(2)},
+        {"source": "c", "data": [series["c"][0]], "timestamp": [10.0], "config": off},
+        {"source": "a", "data": list(series["a"][5:]), "timestamp": 15.0 + np.arange(4)},
+    ]
+    mixed, alone = small_platform(), small_platform()
+    assert mixed.process_many([]) == []
+    got = mixed.process_many(items)
+    assert [len(preds) for preds in got] == [5, 2, 1, 4]
+    want = {
+        "a": stream(alone, "a", series["a"], t0=10.0),
+        "b": stream(alone, "b", series["b"][:2], t0=10.0),
+        "c": alone.process_many([items[2]])[0],
+    }
+    assert got[2][0].quantum_results is None
+    assert got[0][0].quantum_results is not None
+    for preds, want_preds in (
+        (got[0] + got[3], want["a"]),
+        (got[1], want["b"]),
+        (got[2], want["c"]),
+    ):
+        assert len(preds) == len(want_preds)
+        for p, q in zip(preds, want_preds, strict=True):
+            a, b = _leaves(_strip(p)), _leaves(_strip(q))
+            assert a.keys() == b.keys()
+            for key, value in a.items():  # BLAS sums may differ in the last bits
+                if isinstance(value, float):
+                    assert value == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
+                else:
+                    assert value == b[key], key
+
+
 def test_eviction_to_checkpoint_is_invisible():
     rng = np.random.default_rng(5)
     data = {s: np.cumsum(rng.standard_normal(40)) for s in "abc"}

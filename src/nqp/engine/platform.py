@@ -469,6 +469,8 @@ class Platform:
 
     # ------------------------------------------------------------------ execution
     def _run(self, parsed: list[_Parsed], *, encoded: bool = False) -> list[list[Any]]:
+        if not parsed:  # nothing to predict (max() below needs a queue)
+            return []
         eng = self.settings.engine
         C = eng.max_channels
         # queue of (item, point) per source, in item order
