@@ -348,15 +348,28 @@ def worker(
 @app.command()
 def migrate(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Data directory (SQLite)."),
+    revision: str = typer.Option(
+        "head",
+        "--revision",
+        help="Target schema revision; an earlier one than the database's downgrades to it "
+        "(before rolling back to an older build).",
+    ),
 ) -> None:
-    """Create or upgrade the database schema (Alembic) and exit."""
+    """Create, upgrade or downgrade the database schema (Alembic) and exit."""
+    from alembic.util import CommandError
+
     from nqp import store
 
     settings = _settings_with(data_dir)
     url = settings.service.database_url or f"sqlite:///{(settings.data_dir / 'nqp.db').resolve()}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store.migrate_sync(url)
-    typer.echo(f"database at {url.split('@')[-1]} is up to date")
+    try:
+        store.migrate_sync(url, revision)
+    except (store.SchemaNewerError, CommandError) as exc:  # CommandError: unknown revision
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    where = url.split("@")[-1]
+    typer.echo(f"database at {where} is " + ("up to date" if revision == "head" else revision))
 
 
 keys_app = typer.Typer(help="Manage API keys from the server's machine.", no_args_is_help=True)
@@ -381,7 +394,7 @@ def keys_create(
     settings = _settings_with(data_dir)
     url = settings.service.database_url or f"sqlite:///{(settings.data_dir / 'nqp.db').resolve()}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store.migrate_sync(url)
+    store.migrate_sync(url, newer_ok=True)
     key = generate_key()
 
     async def create() -> None:

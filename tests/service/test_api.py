@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from nqp import store
 from nqp.service.app import create_app
 
 from .conftest import auth, make_settings, new_key, second_tenant_admin
@@ -455,3 +456,25 @@ def test_checkpoints_are_saved_in_chunks_and_a_failed_chunk_stays_dirty(
     assert client.portal.call(lambda: rt.checkpoint_all(only_dirty=True)) >= 3
     assert client.portal.call(stored) >= set(names)
     assert not (internal & rt._dirty)
+
+
+def test_gateway_runs_on_a_schema_a_newer_release_migrated(tmp_path, caplog):
+    """A rollback: this build's gateway starts on a database a newer release migrated
+    (unknown revision), leaves it as it is, and serves (the rollout rule keeps it usable)."""
+    import logging
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'nqp.db'}"
+    store.migrate_sync(url)
+    with sqlite3.connect(tmp_path / "nqp.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    app = create_app(make_settings(tmp_path / "data", url))
+    with caplog.at_level(logging.WARNING, logger="nqp.store.db"), TestClient(app) as client:
+        key = (Path(client.app.state.runtime.data_dir) / "admin.key").read_text().strip()
+        r = client.post(
+            "/api/v1/process/realtime", json={"source": "s", "data": [1.0]}, headers=auth(key)
+        )
+        assert r.status_code == 200, r.text
+    assert "newer than this build knows" in caplog.text
+    with sqlite3.connect(tmp_path / "nqp.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
 import uuid
@@ -20,7 +21,15 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from nqp.store import Base, alembic_config, make_engine, migrate, migrations_path
+from nqp.store import (
+    Base,
+    SchemaNewerError,
+    alembic_config,
+    make_engine,
+    migrate,
+    migrate_sync,
+    migrations_path,
+)
 from nqp.store.db import SQLITE_CACHE_KIB, normalize_database_url
 
 
@@ -247,3 +256,26 @@ def test_prediction_key_migration_keeps_the_rows(tmp_path):
     with sqlite3.connect(tmp_path / "old.db") as conn:
         conn.execute(insert, ("s0", "another id", 0, 1.7e9))
         assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (11,)
+
+
+def _stamp_newer(path: Path) -> None:
+    """The database as a newer release would leave it: at a revision this build lacks."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+
+
+def test_a_newer_schema_is_refused_or_left_as_it_is(tmp_path, caplog):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    migrate_sync(url)
+    _stamp_newer(tmp_path / "newer.db")
+    with pytest.raises(SchemaNewerError, match=r"revision 9999, newer .* head: 0004"):
+        migrate_sync(url)
+    with caplog.at_level(logging.WARNING, logger="nqp.store.db"):
+        migrate_sync(url, newer_ok=True)  # a gateway of this build starting on it
+    assert "Running on it without migrating" in caplog.text
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "newer.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]

@@ -212,7 +212,7 @@ class Runtime:
             log.info("engine: in the gateway process")
         elif not self.distributed:
             log.info("engine: %d child process(es), one batcher each", self.platform.processes)
-        await store.migrate(self.database_url)
+        await store.migrate(self.database_url, newer_ok=True)  # a rollback runs on it
         self.engine = store.make_engine(self.database_url)
         self.sessions = store.make_sessionmaker(self.engine)
         self.jwt_secret = self._load_secret()

@@ -47,7 +47,7 @@ from nqp.store.db import (
     migrations_path,
     normalize_database_url,
 )
-from nqp.store.errors import DuplicateError
+from nqp.store.errors import DuplicateError, SchemaNewerError
 from nqp.store.jobs import (
     create_job,
     delete_jobs_before,
@@ -93,6 +93,7 @@ __all__ = [
     "Job",
     "Prediction",
     "PredictionRow",
+    "SchemaNewerError",
     "SourceCheckpoint",
     "Tenant",
     "ValidationRun",

@@ -14,6 +14,7 @@ commit, so one request is one transaction (``async with sessionmaker.begin() as 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from importlib.resources import files
@@ -23,6 +24,8 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +35,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import NullPool
+
+from nqp.store.errors import SchemaNewerError
 
 __all__ = [
     "alembic_config",
@@ -57,6 +62,8 @@ _MIGRATE_LOCK_KEY = 0x6E7170
 #: Alembic's ``context`` is one module-global proxy, so migrations in one process run one
 #: at a time (whatever thread or event loop they come from).
 _MIGRATE_LOCK = threading.Lock()
+
+log = logging.getLogger(__name__)
 
 
 def normalize_database_url(url: str) -> str:
@@ -220,16 +227,38 @@ def _migration_engine(url: str) -> AsyncEngine:
     return engine
 
 
-def _upgrade(connection: Connection, config: Config, revision: str) -> None:
+def _upgrade(connection: Connection, config: Config, revision: str, newer_ok: bool) -> None:
     if connection.dialect.name == "postgresql":
         # Released at commit; a second process waits, then finds nothing left to do.
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK_KEY})
+    script = ScriptDirectory.from_config(config)
+    known = {rev.revision for rev in script.walk_revisions()}
+    current = MigrationContext.configure(connection).get_current_heads()
+    newer = sorted(set(current) - known)
+    if newer:
+        message = (
+            f"The database schema is at revision {', '.join(newer)}, newer than this build "
+            f"knows (its head: {script.get_current_head()}): a newer release migrated it."
+        )
+        if not newer_ok:
+            raise SchemaNewerError(
+                f"{message} Migrate it with that release, or downgrade it with that "
+                "release before running this one on it."
+            )
+        # A newer release keeps the previous one working on its schema (docs/operations.md,
+        # Upgrades): a gateway or worker of this build runs on it unmigrated.
+        log.warning("%s Running on it without migrating.", message)
+        return
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    earlier = {rev.revision for rev in script.iterate_revisions(current, "base")} - set(current)
+    if revision == "base" or revision in earlier:  # back (before running an older build)
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
 
 
-async def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` up to ``revision`` (Alembic ``upgrade``).
+async def migrate(url: str, revision: str = "head", *, newer_ok: bool = False) -> None:
+    """Bring the database at ``url`` to ``revision`` (Alembic ``upgrade``, or ``downgrade``).
 
     Runs in one transaction on one connection; running it again is a no-op. Concurrent
     calls (several gateways starting) run one after the other: a transaction-scoped
@@ -240,7 +269,16 @@ async def migrate(url: str, revision: str = "head") -> None:
     url : str
         Database URL, plain or async form.
     revision : str, default="head"
-        Target revision.
+        Target revision; one before the database's (or ``"base"``) downgrades to it.
+    newer_ok : bool, default=False
+        What to do when a newer release has migrated the database past this build's
+        migrations: leave it as it is with a logged warning (a process of the previous
+        release starting during a rollout or after a rollback), or raise.
+
+    Raises
+    ------
+    SchemaNewerError
+        The database is at a revision this build does not know, and not ``newer_ok``.
     """
     while not _MIGRATE_LOCK.acquire(blocking=False):  # polls: never blocks the event loop
         await asyncio.sleep(0.01)
@@ -248,13 +286,13 @@ async def migrate(url: str, revision: str = "head") -> None:
         engine = _migration_engine(url)
         try:
             async with engine.begin() as connection:
-                await connection.run_sync(_upgrade, alembic_config(url), revision)
+                await connection.run_sync(_upgrade, alembic_config(url), revision, newer_ok)
         finally:
             await engine.dispose()
     finally:
         _MIGRATE_LOCK.release()
 
 
-def migrate_sync(url: str, revision: str = "head") -> None:
+def migrate_sync(url: str, revision: str = "head", *, newer_ok: bool = False) -> None:
     """Blocking :func:`migrate` for the CLI (``nqp migrate``); not for use inside an event loop."""
-    asyncio.run(migrate(url, revision))
+    asyncio.run(migrate(url, revision, newer_ok=newer_ok))

@@ -395,7 +395,7 @@ class Worker:
         self._reply_producer: Any = None
         self.platform = Platform(self.settings)
         url = database_url(self.settings)
-        self._runner.run(store.migrate(url))
+        self._runner.run(store.migrate(url, newer_ok=True))  # a rollback runs on it
         self._db = store.make_engine(url)
         self._sessions = store.make_sessionmaker(self._db)
         ensure_topics(self.settings, options=self.kafka_options)
