@@ -137,7 +137,16 @@ def _schema(conn: Connection) -> dict:
 
 
 def _diffs(conn: Connection) -> list:
-    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    """The models against the database, leaving out what the models create only on
+    another dialect (``ddl_if``: e.g. PostgreSQL's unique prediction_id)."""
+
+    def on_this_dialect(obj, name, type_, reflected, compare_to) -> bool:
+        only = getattr(obj, "_ddl_if", None)
+        return only is None or only.dialect in (None, conn.dialect.name)
+
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "include_object": on_this_dialect}
+    )
     return compare_metadata(context, Base.metadata)
 
 
@@ -226,9 +235,9 @@ def test_package_reexports_every_data_function():
 
 
 def test_prediction_key_migration_keeps_the_rows(tmp_path):
-    """0003 -> 0004 on a SQLite file holding predictions: the rows stay, the new key refuses a
-    stored point, and a row the previous release would insert twice is still refused by
-    its prediction_id; the downgrade removes the key again."""
+    """0003 -> 0004 on a SQLite file holding predictions (the table is rebuilt): every row
+    and id stays, the new key refuses a stored point, prediction_id is no longer indexed,
+    ids go on after the last; the downgrade restores both indexes."""
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -242,20 +251,38 @@ def test_prediction_key_migration_keeps_the_rows(tmp_path):
         conn.execute("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-12-01')")
         conn.executemany(insert, rows)
     command.upgrade(alembic_config(url), "head")
+
+    def indexes(conn: sqlite3.Connection) -> dict[tuple[str, ...], bool]:
+        out = {}
+        for _, name, unique, *_ in conn.execute("PRAGMA index_list('predictions')"):
+            columns = tuple(r[2] for r in conn.execute(f"PRAGMA index_info('{name}')"))
+            out[columns] = bool(unique)
+        return out
+
     with sqlite3.connect(tmp_path / "old.db") as conn:
         stored = conn.execute(
             "SELECT id, source, prediction_id, sequence, ts FROM predictions ORDER BY id"
         ).fetchall()
         assert stored == [(i + 1, *row) for i, row in enumerate(rows)]
-        for duplicate in (("s0", "another id", 0, 1.7e9), ("s9", "p0", 0, 1.7e9)):
-            with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-                conn.execute(insert, duplicate)
-        old_release = insert + " ON CONFLICT (prediction_id) DO NOTHING"
-        assert conn.execute(old_release, rows[0]).rowcount == 0
+        assert indexes(conn) == {
+            ("tenant_id", "source", "ts", "sequence"): True,
+            ("tenant_id", "ts"): False,
+            ("created_at",): False,
+        }
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            conn.execute(insert, ("s0", "another id", 0, 1.7e9))
+        conn.execute(insert, ("s0", "p0", 99, 1.7e9))  # a new point: stored
+        assert conn.execute("SELECT max(id) FROM predictions").fetchone() == (11,)
+        conn.execute("DELETE FROM predictions WHERE id = 11")
     command.downgrade(alembic_config(url), "0003")
     with sqlite3.connect(tmp_path / "old.db") as conn:
-        conn.execute(insert, ("s0", "another id", 0, 1.7e9))
-        assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (11,)
+        assert conn.execute("SELECT count(*) FROM predictions").fetchone() == (10,)
+        assert indexes(conn) == {
+            ("prediction_id",): True,
+            ("tenant_id", "source", "ts"): False,
+            ("tenant_id", "ts"): False,
+            ("created_at",): False,
+        }
 
 
 def _stamp_newer(path: Path) -> None:

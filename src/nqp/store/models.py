@@ -221,9 +221,10 @@ class Prediction(Base):
     A point's prediction is stored once: ``prediction_id`` is a hash of the tenant's source,
     the sequence number and the timestamp, so the unique key is those columns themselves
     (inserts skip a stored key). Ordered ``(tenant_id, source, ts, sequence)``, that index
-    also serves queries by source and time range. ``prediction_id`` is still unique for the
-    previous release's inserts (``ON CONFLICT (prediction_id)``) during a rolling upgrade;
-    that index, on random keys, is the costliest one a row updates.
+    also serves queries by source and time range. On PostgreSQL ``prediction_id`` stays
+    unique for a release, for the previous release's processes (``ON CONFLICT
+    (prediction_id)``) during a rolling upgrade; SQLite, one process's database, has no
+    index on it: on random keys it was the costliest one a stored row updated.
     """
 
     __tablename__ = "predictions"
@@ -236,6 +237,7 @@ class Prediction(Base):
             "sequence",
             unique=True,
         ),
+        UniqueConstraint("prediction_id").ddl_if(dialect="postgresql"),
         Index("ix_predictions_tenant_ts", "tenant_id", "ts"),
         Index("ix_predictions_created_at", "created_at"),
     )
@@ -243,7 +245,7 @@ class Prediction(Base):
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(32), _tenant_fk())
     source: Mapped[str] = mapped_column(String(256))
-    prediction_id: Mapped[str] = mapped_column(String(64), unique=True)
+    prediction_id: Mapped[str] = mapped_column(String(64))
     sequence: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
