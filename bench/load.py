@@ -425,7 +425,10 @@ def main() -> None:
         _serve_bare(args.bare_server)
         return
     rates = [float(r) for r in args.rates.split(",") if r]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    # the server as a user starts it: no thread-count variables (it limits BLAS itself)
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
     env.pop("NQP_SERVICE__DATABASE_URL", None)
     env.pop("NQP_SERVICE__REDIS_URL", None)
     print(

@@ -129,8 +129,9 @@ async def _prepare_db(url: str, tenant: str) -> str:
 
 # ---------------------------------------------------------------- workers
 def _worker_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NQP_")}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    # as a user starts them: no NQP_ or thread-count variables (workers limit BLAS themselves)
+    threads = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NQP_") and k not in threads}
     for section in ("stream", "service", "neuromorphic", "quantum", "engine"):
         for key, value in getattr(settings, section).model_dump(exclude_defaults=True).items():
             env[f"NQP_{section.upper()}__{key.upper()}"] = str(value)

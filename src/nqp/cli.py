@@ -298,8 +298,10 @@ def serve(
     """Run the HTTP/WebSocket gateway (embedded defaults: SQLite, in-process bus)."""
     import uvicorn
 
+    from nqp.engine.threads import use_one_blas_thread
     from nqp.service.app import create_app
 
+    use_one_blas_thread()
     settings = _settings_with(data_dir)
     if mode is not None:
         if mode not in ("embedded", "distributed"):

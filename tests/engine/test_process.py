@@ -313,3 +313,39 @@ def test_prediction_batch_refuses_what_it_cannot_write_back():
         PredictionBatch.from_dicts("s", [good | {"prediction_id": 'a"b'}])
     with pytest.raises(ValueError, match="first members"):
         PredictionBatch.from_dicts("s", [{"source": "s", **good}])
+
+
+_BLAS_PROBE = """
+import json
+from nqp.config import Settings
+from nqp.engine.process import EngineHost
+from nqp.engine.threads import blas_threads
+
+host = EngineHost(Settings(), processes=2)
+before = blas_threads()  # this process: as the environment says
+host.start()
+try:
+    print(json.dumps({"parent": before, "children": host.blas_threads()}))
+finally:
+    host.close()
+"""
+
+
+def test_engine_processes_use_one_blas_thread_whatever_the_environment():
+    """With ``OPENBLAS_NUM_THREADS=2`` (as on a 2-core machine without it), the engine's
+    child processes still use one BLAS thread each: measured, two spinning BLAS threads
+    per engine process tripled a batch job's engine CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    out = subprocess.run(
+        [sys.executable, "-c", _BLAS_PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    threads = json.loads(out.stdout.strip().splitlines()[-1])
+    if threads["parent"] < 2:
+        pytest.skip("this BLAS build or machine gives one thread even when asked for two")
+    assert threads["children"] == [1, 1]

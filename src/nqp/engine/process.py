@@ -44,6 +44,7 @@ import orjson
 
 from nqp.config import Settings
 from nqp.engine.platform import EncodedPrediction, Platform, ProcessItem, SourceSummary
+from nqp.engine.threads import blas_threads, use_one_blas_thread
 from nqp.exceptions import InvalidInputError, NQPError
 
 __all__ = ["EngineHost", "EngineUnavailableError", "PredictionBatch", "shard_of"]
@@ -191,6 +192,7 @@ _CALLS: dict[str, Any] = {
     "restore": lambda p, source, data: p.restore(source, data),
     "forget": lambda p, source: p.forget(source),
     "ping": lambda p: True,
+    "blas_threads": lambda p: blas_threads(),
 }
 
 
@@ -210,6 +212,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
     its items and answers ``("ready", None)`` or the error, then waits for ``"go"`` (run
     them, answer the result) or ``"abort"`` (drop them, answer ``None``).
     """
+    use_one_blas_thread()
     platform = Platform(settings)
     # Out of the collector's scans from now on: full collections traversing the start-up
     # heap stalled a wave every few waves (one took 125 ms with the service's modules loaded).
@@ -414,6 +417,10 @@ class EngineHost:
         ).values():
             out.update(part)
         return out
+
+    def blas_threads(self) -> list[int]:
+        """BLAS threads each engine process may use (:func:`nqp.engine.threads.blas_threads`)."""
+        return self._call_all("blas_threads")
 
     def known(self, source: str) -> bool:
         """Whether the engine holds the source (in memory or evicted to its sink)."""

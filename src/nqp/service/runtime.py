@@ -211,7 +211,11 @@ class Runtime:
         if self.platform.in_process and not self.distributed:
             log.info("engine: in the gateway process")
         elif not self.distributed:
-            log.info("engine: %d child process(es), one batcher each", self.platform.processes)
+            log.info(
+                "engine: %d child process(es), one batcher each, BLAS threads %s",
+                self.platform.processes,
+                await asyncio.to_thread(self.platform.blas_threads),
+            )
         await store.migrate(self.database_url, newer_ok=True)  # a rollback runs on it
         self.engine = store.make_engine(self.database_url)
         self.sessions = store.make_sessionmaker(self.engine)

@@ -83,6 +83,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from nqp import store
 from nqp.config import Settings
 from nqp.engine import Platform, ProcessItem
+from nqp.engine.threads import use_one_blas_thread
 from nqp.exceptions import InvalidInputError
 from nqp.store.models import Tenant
 from nqp.stream import positions
@@ -1201,8 +1202,10 @@ def run_worker(
     """Run a worker in this thread until SIGTERM/SIGINT; return the exit status.
 
     0 after a clean drain, 1 after a failure (logged). Used by ``nqp worker`` and
-    ``python -m nqp.stream.worker``.
+    ``python -m nqp.stream.worker``. Limits this process to one BLAS thread
+    (:func:`nqp.engine.threads.use_one_blas_thread`).
     """
+    use_one_blas_thread()
     worker = Worker(
         settings,
         worker_id=worker_id,
