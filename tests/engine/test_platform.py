@@ -223,6 +223,76 @@ def test_items_of_any_length_and_repeated_sources_equal_each_alone():
                     assert value == b[key], key
 
 
+def test_warm_up_leaves_no_trace():
+    """After warm_up a platform holds no source and predicts exactly as a fresh one; a
+    platform that already holds sources refuses it."""
+    rng = np.random.default_rng(3)
+    values = np.cumsum(rng.standard_normal(30))
+    warmed, fresh = small_platform(), small_platform()
+    warmed.warm_up()
+    assert warmed.sources() == []
+    got, want = stream(warmed, "a", values), stream(fresh, "a", values)
+    for p, q in zip(got, want, strict=True):
+        assert _strip(p) == _strip(q)
+    with pytest.raises(RuntimeError, match="holds no sources"):
+        warmed.warm_up()
+    assert warmed.sources() == ["a"]
+    one = small_platform(max_sources=1)  # one source at a time: nothing evicted
+    one.warm_up()
+    assert one.sources() == [] and one.store.sink.data == {}
+
+
+_KERNELS_LOADED_AFTER_WARM_UP = """
+import sys
+import numba
+from numba.core.registry import CPUDispatcher
+from nqp import Platform
+from nqp.engine.platform import ProcessItem
+
+
+def loaded():
+    return {
+        (name, attr): len(value.overloads)
+        for name, module in list(sys.modules.items())
+        if name.startswith("nqp.")
+        for attr, value in list(vars(module).items())
+        if isinstance(value, CPUDispatcher)
+    }
+
+
+platform = Platform()
+platform.warm_up()
+before = loaded()
+assert sum(before.values()) > 0, before
+walk = [100.0 + 0.1 * k for k in range(40)]
+platform.process_many_encoded([ProcessItem(f"t/s{k}", walk) for k in range(5)])
+platform.process_many_encoded(
+    [ProcessItem("t/s1", [1.0], config={"quantum_enabled": False}),
+     ProcessItem("t/s3", [2.0], config={"neuromorphic_enabled": False}),
+     ProcessItem("t/new", [3.0, 4.0])]
+)
+platform.process_many_encoded([ProcessItem(f"t/s{k}", [5.0]) for k in (0, 2, 4)])
+after = loaded()
+print(sorted(key for key, n in after.items() if n != before.get(key, 0)))
+"""
+
+
+def test_warm_up_loads_every_kernel_the_engine_calls():
+    """In a fresh process, nothing the engine then processes (multi-point items, single
+    points, scattered rows, engines switched off, a new source) loads another kernel."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _KERNELS_LOADED_AFTER_WARM_UP],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_eviction_to_checkpoint_is_invisible():
     rng = np.random.default_rng(5)
     data = {s: np.cumsum(rng.standard_normal(40)) for s in "abc"}

@@ -241,6 +241,43 @@ class Platform:
         with self._lock:
             return self.store.drop(source)
 
+    def warm_up(self) -> None:
+        """Run every compiled kernel once, on throwaway sources, leaving no state behind.
+
+        numba loads a kernel's machine code from its cache (or compiles it, the first time
+        after an install) on the kernel's first call in each process: about 0.2 s of an
+        engine process's first request otherwise (measured on a 2-core machine, a 50,000-
+        point batch job on a fresh ``nqp serve``). Called where a process starts serving,
+        before it reports ready. Steps three sources through multi-point waves past the
+        readout's horizon and a pattern scan, then a wave of scattered rows with mixed
+        engine switches, and forgets them; the platform must hold no sources yet.
+
+        Raises
+        ------
+        RuntimeError
+            If the platform already holds sources (their rows must not move).
+        """
+        with self._lock:
+            if len(self.store):
+                raise RuntimeError("warm_up() is for a platform that holds no sources yet.")
+        eng, neuro = self.settings.engine, self.settings.neuromorphic
+        n = 2 * neuro.pattern_interval + eng.horizon + 2
+        k = min(3, eng.max_sources)  # none evicted
+        steps = np.random.default_rng(self.settings.seed).normal(size=(k, n))
+        walk = 100.0 + np.cumsum(steps, axis=1)
+        names = [f"nqp-warm-up-{j}" for j in range(k)]  # no "/": no tenant's source
+        scattered = [ProcessItem(names[0], [100.0], config={"quantum_enabled": False})]
+        if k == 3:  # rows 0 and 2: stepped by row index
+            scattered.append(ProcessItem(names[2], [100.5], config={"neuromorphic_enabled": False}))
+        try:
+            self.process_many_encoded(
+                [ProcessItem(nm, walk[j].tolist()) for j, nm in enumerate(names)]
+            )
+            self.process_many_encoded(scattered)
+        finally:
+            for name in names:
+                self.forget(name)
+
     def sources(self) -> list[str]:
         """Sources held in memory, least recently used first."""
         with self._lock:

@@ -214,6 +214,7 @@ def _serve(conn: multiprocessing.connection.Connection, settings: Settings) -> N
     """
     use_one_blas_thread()
     platform = Platform(settings)
+    platform.warm_up()  # kernels loaded before the first request, not during it
     # Out of the collector's scans from now on: full collections traversing the start-up
     # heap stalled a wave every few waves (one took 125 ms with the service's modules loaded).
     gc.collect()

@@ -395,6 +395,7 @@ class Worker:
         self._producer: Any = None
         self._reply_producer: Any = None
         self.platform = Platform(self.settings)
+        self.platform.warm_up()  # kernels loaded before the first batch, not during it
         url = database_url(self.settings)
         self._runner.run(store.migrate(url, newer_ok=True))  # a rollback runs on it
         self._db = store.make_engine(url)
