@@ -23,10 +23,11 @@ NQP phases also give, from the gateway's own Prometheus histograms over the phas
 engine calls per second, items per call, mean engine time per call and the share of the
 phase the engine was busy, and the mean time from submission to result (queue + engine).
 
-Then ``batch``: one batch job of ``--batch-points`` one-point entries over (at most) 1,000
-fresh sources, end to end (request, job, polling), with the gateway's and engine processes'
-CPU seconds; and ``shutdown``: SIGTERM to the server's exit, which drains and checkpoints
-every source it holds.
+Then ``batch``: ``--batch-runs`` batch jobs (default 3), each of ``--batch-points`` one-point
+entries over (at most) 1,000 fresh sources, end to end (request, job, polling), with the
+gateway's and engine processes' CPU seconds, and ``batch_median`` over the runs; and
+``shutdown``: SIGTERM to the server's exit, which drains and checkpoints every source it
+holds.
 
 Prints one JSON line per figure. Run: ``.venv/bin/python bench/load.py [--duration 10]``.
 Profile the server during saturation with ``--profile out.txt`` (needs py-spy).
@@ -41,6 +42,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -419,6 +421,9 @@ def main() -> None:
         "--batch-only", action="store_true", help="Only the batch-job figure (no realtime)."
     )
     parser.add_argument("--batch-points", type=int, default=50_000)
+    parser.add_argument(
+        "--batch-runs", type=int, default=3, help="Batch jobs, each on fresh sources (median)."
+    )
     parser.add_argument("--bare-server", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server is not None:
@@ -479,7 +484,7 @@ def main() -> None:
             key = created["key"]
             if args.batch_only:
                 spy = _profile(servers[0].pid, args.profile, 12) if args.profile else None
-                _batch(nqp_url, key, args, servers[0].pid)
+                _batches(nqp_url, key, args, servers[0].pid)
                 if spy is not None:
                     spy.wait(timeout=60)
                 return
@@ -552,7 +557,7 @@ def main() -> None:
                     ),
                     flush=True,
                 )
-            _batch(nqp_url, key, args, servers[0].pid)
+            _batches(nqp_url, key, args, servers[0].pid)
         finally:
             stopping = time.perf_counter()
             for proc in servers:
@@ -563,8 +568,9 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             if servers[0].returncode is not None:
-                # SIGTERM to exit: drain, checkpoint every source held (1,000 after the
-                # batch figure), close; the bare server stops meanwhile
+                # SIGTERM to exit: drain, checkpoint every source held (1,000 per batch
+                # job and the realtime phases' --sources), close; the bare server stops
+                # meanwhile
                 print(
                     json.dumps(
                         {
@@ -579,7 +585,26 @@ def main() -> None:
             log.close()
 
 
-def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
+def _batches(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
+    """``--batch-runs`` batch jobs one after the other, then their median rate."""
+    rates = [_batch(url, key, args, pid, run) for run in range(args.batch_runs)]
+    done = [r for r in rates if r is not None]
+    if len(done) > 1:
+        print(
+            json.dumps(
+                {
+                    "figure": "batch_median",
+                    "runs": len(done),
+                    "points_per_s": [round(r, 1) for r in sorted(done)],
+                    "median_points_per_s": round(statistics.median(done), 1),
+                }
+            ),
+            flush=True,
+        )
+
+
+def _batch(url: str, key: str, args: argparse.Namespace, pid: int, run: int = 0) -> float | None:
+    """One batch job over fresh sources (named for ``run``); its points/s if it succeeded."""
     with urllib.request.urlopen(url + "/openapi.json", timeout=10) as r:
         paths = json.loads(r.read())["paths"]
     if "/api/v1/process/batch" not in paths:
@@ -589,10 +614,11 @@ def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
             ),
             flush=True,
         )
-        return
+        return None
     n_points, n_sources = args.batch_points, min(args.sources, 1000)
     points = [
-        {"source": f"b-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]} for i in range(n_points)
+        {"source": f"b{run}-{i % n_sources}", "data": [100.0 + (i % 7) * 0.1]}
+        for i in range(n_points)
     ]
     body = json.dumps({"data_points": points}).encode()  # the client's encoding: not timed
     cpu0 = _cpu_by_process(pid)
@@ -601,7 +627,7 @@ def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
     accepted = time.perf_counter() - start
     if status != 202:
         print(json.dumps({"figure": "batch", "error": status, "body": str(job)[:300]}))
-        return
+        return None
     job_id = job.get("job_id") or job.get("id")
     deadline = start + 120
     state: Any = None
@@ -639,6 +665,8 @@ def _batch(url: str, key: str, args: argparse.Namespace, pid: int) -> None:
         ),
         flush=True,
     )
+    succeeded = isinstance(state, dict) and state.get("status") == "succeeded"
+    return n_points / took if succeeded else None
 
 
 if __name__ == "__main__":
