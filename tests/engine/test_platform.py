@@ -239,7 +239,8 @@ def test_warm_up_leaves_no_trace():
     assert warmed.sources() == ["a"]
     one = small_platform(max_sources=1)  # one source at a time: nothing evicted
     one.warm_up()
-    assert one.sources() == [] and one.store.sink.data == {}
+    assert one.sources() == []
+    assert one.store.sink.data == {}
 
 
 _KERNELS_LOADED_AFTER_WARM_UP = """
