@@ -55,6 +55,20 @@ def _strip(pred):
     return d
 
 
+def assert_same_predictions(got, want):
+    """Equal predictions, point by point (floats to 1e-9: BLAS sums may differ in the last
+    bits), ids and processing times aside."""
+    assert len(got) == len(want)
+    for p, q in zip(got, want, strict=True):
+        a, b = _leaves(_strip(p)), _leaves(_strip(q))
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
+            else:
+                assert value == b[key], key
+
+
 def test_noiseless_sine_is_predicted_after_warm_up():
     values = np.sin(2 * np.pi * np.arange(700) / 37.0)
     preds = stream(small_platform(), "sine", values)
@@ -173,14 +187,7 @@ def test_waves_of_scattered_rows_equal_each_alone():
             got[str(s)].extend(preds)
     for s, v in series.items():
         single = stream(alone, s, v, t0=10.0)
-        for p, q in zip(got[s], single, strict=True):
-            a, b = _leaves(_strip(p)), _leaves(_strip(q))
-            assert a.keys() == b.keys()
-            for key, value in a.items():  # BLAS sums may differ in the last bits
-                if isinstance(value, float):
-                    assert value == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
-                else:
-                    assert value == b[key], key
+        assert_same_predictions(got[s], single)
 
 
 def test_items_of_any_length_and_repeated_sources_equal_each_alone():
@@ -212,15 +219,7 @@ def test_items_of_any_length_and_repeated_sources_equal_each_alone():
         (got[1], want["b"]),
         (got[2], want["c"]),
     ):
-        assert len(preds) == len(want_preds)
-        for p, q in zip(preds, want_preds, strict=True):
-            a, b = _leaves(_strip(p)), _leaves(_strip(q))
-            assert a.keys() == b.keys()
-            for key, value in a.items():  # BLAS sums may differ in the last bits
-                if isinstance(value, float):
-                    assert value == pytest.approx(b[key], rel=1e-9, abs=1e-9), key
-                else:
-                    assert value == b[key], key
+        assert_same_predictions(preds, want_preds)
 
 
 def test_warm_up_leaves_no_trace():
