@@ -11,7 +11,9 @@ readout's update and prediction at the engine's feature count for the widest wav
 (``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
 alternating on copies of the same states (and checked equal bit for bit), and the update
 kernel alone in the order it takes past its overflow bounds (every row checked before any
-is written). BLAS pinned to one thread. Usage:
+is written). Then ``store_growth``: the store doubling from 1,024 held sources, in place (as
+the engine grows it) beside copying into new arrays (the reference). BLAS pinned to one
+thread. Usage:
 ``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
 """
 
@@ -28,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from nqp import Platform
 from nqp.config import Settings
 from nqp.engine.platform import ProcessItem
+from nqp.engine.store import SourceStore
 from nqp.readout import _rls_update
 
 WARM_POINTS = 40  # past the default warm-up of 30 outcomes
@@ -130,6 +133,49 @@ def readout_step(width: int, repeats: int, seed: int = 0) -> dict[str, object]:
     }
 
 
+def _held_store(rows: int) -> SourceStore:
+    """A default engine's store of ``rows`` rows, every page of them written (mapped), as
+    in an engine holding that many sources; no reference to its arrays is left behind (it
+    would stop numpy from resizing them)."""
+    store = Platform().store
+    store._grow(rows)
+    for state in store.states.values():
+        for array in state.arrays().values():
+            array[...] = array
+    return store
+
+
+def store_growth(rows: int, repeats: int) -> dict[str, object]:
+    """Doubling a default engine's store from ``rows`` (all held) to ``2 * rows`` rows.
+
+    ``in_place``: :meth:`SourceStore._grow` as the engine does it (each array reallocated,
+    :meth:`BatchState.grow`); ``copy``: the reference, a new state per component from its
+    factory with the held rows copied in (what the store did before). Alternating, each
+    on a new platform whose held rows have been written (mapped) first.
+    """
+    times: dict[str, list[float]] = {"in_place": [], "copy": []}
+    for _ in range(repeats):
+        for how in times:
+            store = _held_store(rows)
+            start = time.perf_counter()
+            if how == "in_place":
+                store._grow(2 * rows)
+            else:
+                for name, state in store.states.items():
+                    grown = store.factories[name](2 * rows)
+                    grown.put(slice(0, rows), state)
+                    store.states[name] = grown
+            times[how].append(time.perf_counter() - start)
+            del store
+    ms = {k: round(float(np.median(v)) * 1e3, 1) for k, v in times.items()}
+    return {
+        "rows": f"{rows} -> {2 * rows}",
+        "median_ms": ms,
+        "runs_ms": {k: [round(t * 1e3) for t in v] for k, v in times.items()},
+        "ratio": round(ms["copy"] / ms["in_place"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--widths", default="1,256,1000")
@@ -148,6 +194,8 @@ def main() -> None:
         line |= measure_evicting(evicting, args.waves)
         print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
         line = {"figure": "readout_step", **readout_step(widest, max(args.waves, 20))}
+        print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
+        line = {"figure": "store_growth", **store_growth(1024, 5)}
         print(json.dumps(line | {"loadavg_1m": round(os.getloadavg()[0], 2)}), flush=True)
 
 

@@ -45,12 +45,28 @@ def _scribble(store: SourceStore, names: list[str]) -> None:
 def test_many_new_sources_grow_the_arrays_once_and_start_fresh():
     store, calls = _store(initial_capacity=4)
     _scribble(store, ["a", "b"])
+    array_id = id(store.states["toy"].v)  # no reference kept: it would block the resize
     rows = store.acquire([f"s{i}" for i in range(100)])
-    assert calls == [128]  # one growth to the next power of two, no row-by-row reset
-    assert store._capacity == 128
+    assert store._capacity == 128  # one growth to the next power of two
+    assert calls == []  # in place: no new state made, no row-by-row reset
+    assert id(store.states["toy"].v) == array_id
+    assert store.states["toy"].v.shape == (128, 2)
     assert len(set(rows.tolist())) == 100
     np.testing.assert_array_equal(store.states["toy"].v[rows], FRESH)
     np.testing.assert_array_equal(store.states["toy"].v[store.acquire(["a", "b"])][:, 0], [0, 1])
+
+
+def test_growth_with_a_row_view_held_makes_new_arrays_and_keeps_every_row():
+    store, calls = _store(initial_capacity=4)
+    _scribble(store, ["a", "b", "c"])
+    held = store.peek("b")["toy.v"]  # a view of the array: numpy may not reallocate it
+    rows = store.acquire([f"s{i}" for i in range(10)])
+    assert calls == [16]  # grown by a new state from the factory, rows copied in
+    np.testing.assert_array_equal(store.states["toy"].v[rows], FRESH)
+    np.testing.assert_array_equal(
+        store.states["toy"].v[store.acquire(["a", "b", "c"])][:, 0], [0, 1, 2]
+    )
+    np.testing.assert_array_equal(held, [1.0, 1.0])  # the view still reads the old array
 
 
 def test_rows_of_dropped_and_evicted_sources_come_back_fresh():

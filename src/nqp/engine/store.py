@@ -219,9 +219,10 @@ class SourceStore:
     def _grow(self, capacity: int) -> None:
         old = slice(0, self._capacity)
         for name, state in self.states.items():
-            grown = self.factories[name](capacity)
-            grown.put(old, state)
-            self.states[name] = grown
+            if not state.grow(capacity, self._fresh[name]):  # in place, unless shared
+                grown = self.factories[name](capacity)
+                grown.put(old, state)
+                self.states[name] = grown
         self._free.extend(range(capacity - 1, self._capacity - 1, -1))
         self._capacity = capacity
 
