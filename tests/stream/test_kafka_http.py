@@ -66,7 +66,7 @@ def test_distributed_gateway_serves_http_and_ws_and_a_restart_loses_nothing(
             bad = client.post(
                 "/api/v1/process/realtime", json={"source": "s", "data": "x"}, headers=_auth(key)
             )
-            assert bad.status_code == 422
+            assert bad.status_code == 422, bad.text
         # a new gateway process (same data dir, database and worker) carries on the source
         with TestClient(create_app(gateway)) as client:
             for i in range(5, 8):
@@ -84,14 +84,16 @@ def test_distributed_gateway_serves_http_and_ws_and_a_restart_loses_nothing(
 
             wait_for(lambda: len(stored()) == 8, 20, "8 stored predictions")
             assert sorted(stored()) == list(range(1, 9))  # each point stored exactly once
-            assert client.delete("/api/v1/sources/s", headers=_auth(key)).status_code == 204
-            assert client.get("/api/v1/sources/s", headers=_auth(key)).status_code == 404
+            erased = client.delete("/api/v1/sources/s", headers=_auth(key))
+            assert erased.status_code == 204, erased.text
+            gone = client.get("/api/v1/sources/s", headers=_auth(key))
+            assert gone.status_code == 404, gone.text
     # no worker: the call gives up after the reply timeout with 503 and Retry-After
     lonely = _gateway_settings(base, tmp_path / "gw", reply_timeout_s=1.0)
     with TestClient(create_app(lonely)) as client:
         r = client.post(
             "/api/v1/process/realtime", json={"source": "t", "data": 1.0}, headers=_auth(key)
         )
-        assert r.status_code == 503
+        assert r.status_code == 503, r.text
         assert int(r.headers["Retry-After"]) >= 1
         assert r.json()["error"]["code"] == "unavailable"
