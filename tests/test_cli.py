@@ -49,7 +49,7 @@ def test_migrate_to_an_earlier_revision_downgrades(tmp_path):
 
     assert runner.invoke(app, ["migrate", "--data-dir", str(data)]).exit_code == 0
     version, indexes = state()
-    assert version == [("0004",)]
+    assert version == [("0005",)]
     assert "uq_predictions_tenant_source_ts_sequence" in indexes
     result = runner.invoke(app, ["migrate", "--data-dir", str(data), "--revision", "0003"])
     assert result.exit_code == 0, result.output
@@ -62,4 +62,4 @@ def test_migrate_to_an_earlier_revision_downgrades(tmp_path):
     assert "nope" in result.stderr
     assert state()[0] == [("0003",)]
     assert runner.invoke(app, ["migrate", "--data-dir", str(data)]).exit_code == 0
-    assert state()[0] == [("0004",)]
+    assert state()[0] == [("0005",)]

@@ -89,12 +89,19 @@ def test_migrations_ship_inside_the_package():
         "0002_stream_positions.py",
         "0003_job_leases.py",
         "0004_prediction_key.py",
+        "0005_sqlite_prediction_id.py",
     ]
     assert all(re.fullmatch(r"\d{4}_[a-z0-9_]+\.py", v) for v in versions)  # <rev>_<slug>.py
     assert migrations_path() == Path(str(root))
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0004"]
-    assert [rev.revision for rev in script.walk_revisions()] == ["0004", "0003", "0002", "0001"]
+    assert script.get_heads() == ["0005"]
+    assert [rev.revision for rev in script.walk_revisions()] == [
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        "0001",
+    ]
 
 
 async def _admin(admin_url: str, sql: str) -> None:
@@ -177,11 +184,11 @@ async def test_migrate_creates_exactly_the_models_and_is_idempotent(empty_db_url
             first = await conn.run_sync(_schema)
             assert set(first) == set(Base.metadata.tables) | {"alembic_version"}
             assert await conn.run_sync(_diffs) == []  # the migration matches the models
-            assert await conn.run_sync(_version) == ["0004"]
+            assert await conn.run_sync(_version) == ["0005"]
         await migrate(empty_db_url)  # again: a no-op
         async with engine.connect() as conn:
             assert await conn.run_sync(_schema) == first
-            assert await conn.run_sync(_version) == ["0004"]
+            assert await conn.run_sync(_version) == ["0005"]
 
         def downgrade(conn: Connection) -> None:
             config = alembic_config()
@@ -235,9 +242,10 @@ def test_package_reexports_every_data_function():
 
 
 def test_prediction_key_migration_keeps_the_rows(tmp_path):
-    """0003 -> 0004 on a SQLite file holding predictions (the table is rebuilt): every row
-    and id stays, the new key refuses a stored point, prediction_id is no longer indexed,
-    ids go on after the last; the downgrade restores both indexes."""
+    """0003 -> 0004 -> 0005 on a SQLite file holding predictions: 0004 adds the key and keeps
+    the unique prediction_id (as the release with 0004 left databases), 0005 drops that
+    (the table is rebuilt): every row and id stays, the new key refuses a stored point, ids
+    go on after the last; the downgrade restores both indexes."""
     import sqlite3
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -250,7 +258,6 @@ def test_prediction_key_migration_keeps_the_rows(tmp_path):
     with sqlite3.connect(tmp_path / "old.db") as conn:
         conn.execute("INSERT INTO tenants (id, name, created_at) VALUES ('t', 't', '2026-12-01')")
         conn.executemany(insert, rows)
-    command.upgrade(alembic_config(url), "head")
 
     def indexes(conn: sqlite3.Connection) -> dict[tuple[str, ...], bool]:
         out = {}
@@ -258,6 +265,16 @@ def test_prediction_key_migration_keeps_the_rows(tmp_path):
             columns = tuple(r[2] for r in conn.execute(f"PRAGMA index_info('{name}')"))
             out[columns] = bool(unique)
         return out
+
+    command.upgrade(alembic_config(url), "0004")
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert indexes(conn) == {
+            ("prediction_id",): True,
+            ("tenant_id", "source", "ts", "sequence"): True,
+            ("tenant_id", "ts"): False,
+            ("created_at",): False,
+        }
+    command.upgrade(alembic_config(url), "head")
 
     with sqlite3.connect(tmp_path / "old.db") as conn:
         stored = conn.execute(
@@ -297,7 +314,7 @@ def test_a_newer_schema_is_refused_or_left_as_it_is(tmp_path, caplog):
     url = f"sqlite:///{tmp_path / 'newer.db'}"
     migrate_sync(url)
     _stamp_newer(tmp_path / "newer.db")
-    with pytest.raises(SchemaNewerError, match=r"revision 9999, newer .* head: 0004"):
+    with pytest.raises(SchemaNewerError, match=r"revision 9999, newer .* head: 0005"):
         migrate_sync(url)
     with caplog.at_level(logging.WARNING, logger="nqp.store.db"):
         migrate_sync(url, newer_ok=True)  # a gateway of this build starting on it

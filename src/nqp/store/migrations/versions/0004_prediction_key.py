@@ -1,4 +1,4 @@
-"""Predictions: a unique key (tenant_id, source, ts, sequence) in place of two indexes.
+"""Predictions: a unique key (tenant_id, source, ts, sequence) in place of the source index.
 
 Revision ID: 0004
 Revises: 0003
@@ -8,14 +8,8 @@ A prediction's ``prediction_id`` is a hash of its tenant's source, sequence numb
 timestamp, so those columns are its unique key themselves: inserts now skip a stored key
 (``ON CONFLICT (tenant_id, source, ts, sequence)``). The index on ``(tenant_id, source,
 ts)`` is replaced by the unique one, which serves the same queries. Existing rows satisfy
-the key (equal keys would be equal ids).
-
-On SQLite the unique index on ``prediction_id`` goes too (the table is rebuilt, copied,
-once): its random keys made it the costliest index a stored row updated (``bench/store.py``,
-figure ``prediction_insert``). A SQLite database has one process, stopped for the upgrade.
-On PostgreSQL it stays for this release: processes of the previous release, running beside
-the new ones during a rolling upgrade, name it in their inserts (``ON CONFLICT
-(prediction_id)``).
+the key (equal keys would be equal ids). The unique ``prediction_id`` stays: the previous
+release's inserts name it (``ON CONFLICT (prediction_id)``) while both run side by side.
 """
 
 from __future__ import annotations
@@ -38,14 +32,8 @@ def upgrade() -> None:
         unique=True,
     )
     op.drop_index("ix_predictions_tenant_source_ts", table_name="predictions")
-    if op.get_context().dialect.name == "sqlite":
-        with op.batch_alter_table("predictions") as batch:
-            batch.drop_constraint("uq_predictions_prediction_id", type_="unique")
 
 
 def downgrade() -> None:
-    if op.get_context().dialect.name == "sqlite":
-        with op.batch_alter_table("predictions") as batch:
-            batch.create_unique_constraint("uq_predictions_prediction_id", ["prediction_id"])
     op.create_index("ix_predictions_tenant_source_ts", "predictions", ["tenant_id", "source", "ts"])
     op.drop_index("uq_predictions_tenant_source_ts_sequence", table_name="predictions")
