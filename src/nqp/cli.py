@@ -300,6 +300,7 @@ def serve(
 
     from nqp.engine.threads import use_one_blas_thread
     from nqp.service.app import create_app
+    from nqp.service.server import Server
 
     use_one_blas_thread()
     settings = _settings_with(data_dir)
@@ -309,14 +310,17 @@ def serve(
         service = settings.service.model_copy(update={"mode": mode})
         settings = settings.model_copy(update={"service": service})
     _configure_logging(log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
+    server = Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
     )
+    server.run()
 
 
 @app.command()

@@ -585,3 +585,134 @@ def test_plan_groups_each_sources_points_in_request_order(tmp_path):
     np.testing.assert_array_equal(u.timestamps, [1.0, 2.0, 3.0, 4.0, 4.0])
     np.testing.assert_array_equal(m.values, [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
     np.testing.assert_array_equal(m.timestamps, [1.0, 2.0, 3.0])
+
+
+# ---------------------------------------------------------------------- waiting on a job
+def _held_job(client, key: str, monkeypatch, job_id: str) -> asyncio.Event:
+    """Submit a job that stays ``running`` until the returned event is set."""
+    runtime = client.app.state.runtime
+    gate = client.portal.call(asyncio.Event)
+    restore = runtime.ensure_restored_many
+
+    async def held(internals: list[str]) -> None:
+        await gate.wait()
+        await restore(internals)
+
+    monkeypatch.setattr(runtime, "ensure_restored_many", held)
+    body = {"job_id": job_id, "data_points": _entries(2, ["w"], per_entry=3, rounds=2)}
+    r = client.post("/api/v1/process/batch", json=body, headers=auth(key))
+    assert r.status_code == 202, r.text
+    _wait(client, key, job_id, until=lambda j: j["status"] == "running")
+    return gate
+
+
+class _Waiter(threading.Thread):
+    """``GET /api/v1/jobs/{job_id}?wait=…`` in a thread; ``response`` and ``seconds`` after."""
+
+    def __init__(self, client, key: str, job_id: str, wait: float) -> None:
+        super().__init__(daemon=True)
+        self.args_ = (client, key, job_id, wait)
+        self.response = None
+        self.seconds = float("nan")
+
+    def run(self) -> None:
+        client, key, job_id, wait = self.args_
+        start = time.monotonic()
+        self.response = client.get(
+            f"/api/v1/jobs/{job_id}", params={"wait": wait}, headers=auth(key)
+        )
+        self.seconds = time.monotonic() - start
+
+    def result(self) -> dict:
+        self.join(timeout=60)
+        assert self.response is not None, "the wait never answered"
+        assert self.response.status_code == 200, self.response.text
+        return self.response.json()
+
+
+def test_waiting_on_a_job_answers_when_it_ends(client, admin_key, monkeypatch):
+    gate = _held_job(client, admin_key, monkeypatch, "held")
+    # only the job's own end can answer before the wait runs out
+    monkeypatch.setattr(batch_routes, "_WAIT_RECHECK_S", 3600.0)
+    start = time.monotonic()
+    r = client.get("/api/v1/jobs/held", params={"wait": 0.3}, headers=auth(admin_key))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "running"  # the wait ran out: the status as it is
+    assert time.monotonic() - start >= 0.3
+
+    waiter = _Waiter(client, admin_key, "held", 25.0)
+    waiter.start()
+    time.sleep(0.3)
+    client.portal.call(gate.set)
+    job = waiter.result()
+    assert job["status"] == "succeeded", job
+    assert job["result"]["points"] == 6
+    assert waiter.seconds < 20.0  # woken by the end, long before the 25 s ran out
+    # a finished job answers at once, whatever the wait
+    again = _Waiter(client, admin_key, "held", 25.0)
+    again.start()
+    assert again.result() == job
+    assert again.seconds < 20.0
+
+
+def test_waiting_sees_a_job_ended_elsewhere(client, admin_key):
+    """A job another gateway runs (or a lease expiry closes) ends in the database only."""
+    from nqp import store
+
+    runtime = client.app.state.runtime
+    tenant = _tenant(client, admin_key)
+
+    async def running_job() -> str:
+        async with runtime.sessions() as session:
+            job = await store.create_job(session, tenant_id=tenant, request={}, sources=["s"])
+            await store.update_job(session, tenant_id=tenant, job_id=job.id, status="running")
+            await session.commit()
+            return job.id
+
+    async def finish(job_id: str) -> None:
+        async with runtime.sessions() as session:
+            await store.update_job(session, tenant_id=tenant, job_id=job_id, status="succeeded")
+            await session.commit()
+
+    job_id = client.portal.call(running_job)
+    waiter = _Waiter(client, admin_key, job_id, 25.0)
+    waiter.start()
+    time.sleep(0.3)
+    client.portal.call(finish, job_id)
+    assert waiter.result()["status"] == "succeeded"
+    assert waiter.seconds < 20.0  # seen by a re-read, long before the 25 s ran out
+
+
+def test_job_waits_are_validated_and_tenant_scoped(client, admin_key):
+    body = {"job_id": "quick", "data_points": [{"source": "s", "data": [1.0, 2.0]}]}
+    r = client.post("/api/v1/process/batch", json=body, headers=auth(admin_key))
+    assert r.status_code == 202, r.text
+    for bad in (-1, batch_routes.MAX_JOB_WAIT_S + 1, "soon", "nan"):
+        r = client.get("/api/v1/jobs/quick", params={"wait": bad}, headers=auth(admin_key))
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["error"]["field"] == "wait", r.text
+    # another tenant's job is unknown at once, not waited for
+    other = second_tenant_admin(client)
+    start = time.monotonic()
+    r = client.get("/api/v1/jobs/quick", params={"wait": 25}, headers=auth(other))
+    assert r.status_code == 404
+    assert time.monotonic() - start < 20.0
+    assert _wait(client, admin_key, "quick")["status"] == "succeeded"
+
+
+def test_closing_ends_job_waits_at_once(client, admin_key, monkeypatch):
+    gate = _held_job(client, admin_key, monkeypatch, "held")
+    monkeypatch.setattr(batch_routes, "_WAIT_RECHECK_S", 3600.0)
+    runner = client.app.state.job_runner
+    waiter = _Waiter(client, admin_key, "held", 25.0)
+    waiter.start()
+    time.sleep(0.3)
+    client.portal.call(runner.close_waits)  # what `nqp serve` does on SIGTERM
+    assert waiter.result()["status"] == "running"
+    assert waiter.seconds < 20.0
+    late = _Waiter(client, admin_key, "held", 25.0)  # a wait begun while closing: none
+    late.start()
+    assert late.result()["status"] == "running"
+    assert late.seconds < 20.0
+    client.portal.call(gate.set)
+    assert _wait(client, admin_key, "held")["status"] == "succeeded"

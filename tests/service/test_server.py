@@ -140,3 +140,62 @@ def test_restart_keeps_keys_predictions_and_source_state(tmp_path, db):
     assert after["sequence"] == reference.sequence
     for field in ("direction", "confidence", "expected_change", "uncertainty", "anomaly_score"):
         assert after[field] == pytest.approx(getattr(reference, field), abs=1e-12), field
+
+
+def test_sigterm_answers_a_job_wait_at_once(tmp_path):
+    """A long poll in flight must not hold up a graceful shutdown for its whole wait."""
+    import asyncio
+    import threading
+
+    from nqp import store
+    from nqp.store.db import make_engine, make_sessionmaker
+
+    data_dir = tmp_path / "data"
+    server = Server(data_dir, None)
+    try:
+        admin = (data_dir / "admin.key").read_text().strip()
+        h = {"Authorization": f"Bearer {admin}"}
+        tenant = httpx.get(server.url + "/api/v1/status", headers=h).json()["tenant"]
+
+        async def running_job() -> str:  # a job nobody runs: it would stay "running"
+            engine = make_engine(f"sqlite+aiosqlite:///{data_dir / 'nqp.db'}")
+            try:
+                async with make_sessionmaker(engine)() as session:
+                    job = await store.create_job(
+                        session, tenant_id=tenant, request={}, sources=["s"]
+                    )
+                    await store.update_job(
+                        session, tenant_id=tenant, job_id=job.id, status="running"
+                    )
+                    await session.commit()
+                    return job.id
+            finally:
+                await engine.dispose()
+
+        job_id = asyncio.run(running_job())
+        answer: list[httpx.Response] = []
+        waiter = threading.Thread(
+            target=lambda: answer.append(
+                httpx.get(
+                    f"{server.url}/api/v1/jobs/{job_id}",
+                    params={"wait": 25},
+                    headers=h,
+                    timeout=60,
+                )
+            ),
+            daemon=True,
+        )
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive()  # it is waiting
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        waiter.join(timeout=60)
+        answered = time.monotonic() - signalled
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)
+    assert answer, "the wait never answered"
+    assert answer[0].status_code == 200, answer[0].text
+    assert answer[0].json()["status"] == "running"
+    assert answered < 15.0  # answered as shutdown began, not when the 25 s ran out
+    assert "Application shutdown complete" in server.log.read_text()
