@@ -307,6 +307,23 @@ def test_rhythmic_sinusoidal_rate_scores_one_and_constant_scores_zero():
     assert rhythmic(np.ones((256, 8))) == 0.0
 
 
+def test_a_windows_score_does_not_depend_on_the_windows_beside_it():
+    """The no-variance tolerance scales with each window's own values, not the batch's."""
+    t = np.arange(256)
+    rate = (1 + np.sin(2 * np.pi * t / 16))[:, None]
+    small, huge = 1e-6 * rate, 1e12 * rate
+    alone = rhythmic(small)
+    assert alone > 0.99
+    together = rhythmic(np.stack([small, huge]))  # batched products: equal to rounding
+    assert together[0] == pytest.approx(alone, rel=1e-12)  # it was 0 beside the huge window
+    assert together[1] == pytest.approx(rhythmic(huge), rel=1e-12)
+    wide_small, wide_huge = np.tile(small, (1, 16)), np.tile(huge, (1, 16))
+    assert standing(wide_small) > 0.5
+    assert standing(np.stack([wide_small, wide_huge]))[0] == pytest.approx(
+        standing(wide_small), rel=1e-12
+    )
+
+
 # ---------------------------------------------------------------- sparse
 
 
