@@ -11,9 +11,9 @@ readout's update and prediction at the engine's feature count for the widest wav
 (``RLSReadout.learn_predict``, as the engine steps it) beside ``learn`` then ``predict``,
 alternating on copies of the same states (and checked equal bit for bit), and the update
 kernel alone in the order it takes past its overflow bounds (every row checked before any
-is written). Then ``store_growth``: the store doubling from 1,024 held sources, in place (as
-the engine grows it) beside copying into new arrays (the reference). BLAS pinned to one
-thread. Usage:
+is written). Then ``store_growth``: the store doubling from 1,024 held sources, in place
+beside copying into new arrays (the reference), and growing by its step in place (as the
+engine grows it at that size). BLAS pinned to one thread. Usage:
 ``.venv/bin/python bench/engine.py [--widths 1,256,1000] [--waves 20]``.
 """
 
@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from nqp import Platform
 from nqp.config import Settings
 from nqp.engine.platform import ProcessItem
-from nqp.engine.store import SourceStore
+from nqp.engine.store import GROWTH_STEP_ROWS, SourceStore
 from nqp.readout import _rls_update
 
 WARM_POINTS = 40  # past the default warm-up of 30 outcomes
@@ -148,18 +148,23 @@ def _held_store(rows: int) -> SourceStore:
 def store_growth(rows: int, repeats: int) -> dict[str, object]:
     """Doubling a default engine's store from ``rows`` (all held) to ``2 * rows`` rows.
 
-    ``in_place``: :meth:`SourceStore._grow` as the engine does it (each array reallocated,
+    ``in_place``: :meth:`SourceStore._grow` (each array reallocated,
     :meth:`BatchState.grow`); ``copy``: the reference, a new state per component from its
-    factory with the held rows copied in (what the store did before). Alternating, each
-    on a new platform whose held rows have been written (mapped) first.
+    factory with the held rows copied in (what the store did before); ``in_place_step``:
+    what the engine's store does at ``rows`` now, in place by ``GROWTH_STEP_ROWS`` rows when
+    ``rows`` exceeds it. Alternating, each on a new platform whose held rows have been
+    written (mapped) first.
     """
-    times: dict[str, list[float]] = {"in_place": [], "copy": []}
+    step = min(rows, GROWTH_STEP_ROWS)
+    times: dict[str, list[float]] = {"in_place": [], "copy": [], "in_place_step": []}
     for _ in range(repeats):
         for how in times:
             store = _held_store(rows)
             start = time.perf_counter()
             if how == "in_place":
                 store._grow(2 * rows)
+            elif how == "in_place_step":
+                store._grow(rows + step)
             else:
                 for name, state in store.states.items():
                     grown = store.factories[name](2 * rows)
@@ -169,7 +174,7 @@ def store_growth(rows: int, repeats: int) -> dict[str, object]:
             del store
     ms = {k: round(float(np.median(v)) * 1e3, 1) for k, v in times.items()}
     return {
-        "rows": f"{rows} -> {2 * rows}",
+        "rows": f"{rows} -> {2 * rows} (step: -> {rows + step})",
         "median_ms": ms,
         "runs_ms": {k: [round(t * 1e3) for t in v] for k, v in times.items()},
         "ratio": round(ms["copy"] / ms["in_place"], 2),

@@ -96,8 +96,8 @@ class BatchState:
 
         In place means reallocated (``ndarray.resize``; ``realloc`` remaps a large block's
         pages rather than copying them): no second full-size array exists meanwhile, so the
-        engine's store peaks at its new size when it doubles, not at one and a half times
-        it, and only the new rows are mapped. Measured with ``bench/engine.py``
+        engine's store peaks at its new size when it grows (not at its old size plus its new
+        one), and only the new rows are mapped. Measured with ``bench/engine.py``
         (``store_growth``, default engine, 1,024 to 2,048 sources, 2-core VM): 79-95 ms in
         place; copying into new arrays took 38-41 ms when the kernel had huge pages at hand
         and 376-508 ms when it had to make them (a process's first growth).

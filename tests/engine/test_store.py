@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nqp._state import BatchState
+from nqp.engine import store as store_module
 from nqp.engine.store import SourceStore
 from nqp.exceptions import InvalidInputError
 
@@ -47,13 +48,27 @@ def test_many_new_sources_grow_the_arrays_once_and_start_fresh():
     _scribble(store, ["a", "b"])
     array_id = id(store.states["toy"].v)  # no reference kept: it would block the resize
     rows = store.acquire([f"s{i}" for i in range(100)])
-    assert store._capacity == 128  # one growth to the next power of two
+    assert store._capacity == 102  # one growth, to the rows the call needs (98 more)
     assert calls == []  # in place: no new state made, no row-by-row reset
     assert id(store.states["toy"].v) == array_id
-    assert store.states["toy"].v.shape == (128, 2)
+    assert store.states["toy"].v.shape == (102, 2)
     assert len(set(rows.tolist())) == 100
     np.testing.assert_array_equal(store.states["toy"].v[rows], FRESH)
     np.testing.assert_array_equal(store.states["toy"].v[store.acquire(["a", "b"])][:, 0], [0, 1])
+
+
+def test_growth_doubles_then_steps_so_the_slack_stays_bounded(monkeypatch):
+    monkeypatch.setattr(store_module, "GROWTH_STEP_ROWS", 64)
+    store, _ = _store(max_sources=300, initial_capacity=16)
+    capacities = []
+    for i in range(300):  # sources arriving one at a time
+        rows = store.acquire([f"s{i}"])
+        np.testing.assert_array_equal(store.states["toy"].v[rows], FRESH)
+        if not capacities or capacities[-1] != store._capacity:
+            capacities.append(store._capacity)
+        assert store._capacity - len(store) < 64  # never more than a step of unused rows
+    assert capacities == [16, 32, 64, 128, 192, 256, 300]  # doubling, then +64, capped
+    assert len({int(store.row(f"s{i}")) for i in range(300)}) == 300
 
 
 def test_growth_with_a_row_view_held_makes_new_arrays_and_keeps_every_row():
@@ -61,7 +76,7 @@ def test_growth_with_a_row_view_held_makes_new_arrays_and_keeps_every_row():
     _scribble(store, ["a", "b", "c"])
     held = store.peek("b")["toy.v"]  # a view of the array: numpy may not reallocate it
     rows = store.acquire([f"s{i}" for i in range(10)])
-    assert calls == [16]  # grown by a new state from the factory, rows copied in
+    assert calls == [13]  # grown by a new state from the factory, rows copied in
     np.testing.assert_array_equal(store.states["toy"].v[rows], FRESH)
     np.testing.assert_array_equal(
         store.states["toy"].v[store.acquire(["a", "b", "c"])][:, 0], [0, 1, 2]
