@@ -310,17 +310,16 @@ def serve(
         service = settings.service.model_copy(update={"mode": mode})
         settings = settings.model_copy(update={"service": service})
     _configure_logging(log_level)
-    server = Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=30,
-        )
+    asgi = create_app(settings)
+    config = uvicorn.Config(
+        asgi,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
     )
-    server.run()
+    Server(config, ends=asgi.state.runtime.ends).run()
 
 
 @app.command()

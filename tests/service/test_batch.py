@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nqp.engine import Platform, ProcessItem
+from nqp.service import waits
 from nqp.service.api.routes import batch as batch_routes
 from nqp.service.app import create_app
 from nqp.service.jobs import CallbackSender, JobRunner, callback_url_problem
@@ -633,7 +634,7 @@ class _Waiter(threading.Thread):
 def test_waiting_on_a_job_answers_when_it_ends(client, admin_key, monkeypatch):
     gate = _held_job(client, admin_key, monkeypatch, "held")
     # only the job's own end can answer before the wait runs out
-    monkeypatch.setattr(batch_routes, "_WAIT_RECHECK_S", 3600.0)
+    monkeypatch.setattr(waits, "RECHECK_S", 3600.0)
     start = time.monotonic()
     r = client.get("/api/v1/jobs/held", params={"wait": 0.3}, headers=auth(admin_key))
     assert r.status_code == 200, r.text
@@ -687,7 +688,7 @@ def test_job_waits_are_validated_and_tenant_scoped(client, admin_key):
     body = {"job_id": "quick", "data_points": [{"source": "s", "data": [1.0, 2.0]}]}
     r = client.post("/api/v1/process/batch", json=body, headers=auth(admin_key))
     assert r.status_code == 202, r.text
-    for bad in (-1, batch_routes.MAX_JOB_WAIT_S + 1, "soon", "nan"):
+    for bad in (-1, waits.MAX_WAIT_S + 1, "soon", "nan"):
         r = client.get("/api/v1/jobs/quick", params={"wait": bad}, headers=auth(admin_key))
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["error"]["field"] == "wait", r.text
@@ -702,12 +703,11 @@ def test_job_waits_are_validated_and_tenant_scoped(client, admin_key):
 
 def test_closing_ends_job_waits_at_once(client, admin_key, monkeypatch):
     gate = _held_job(client, admin_key, monkeypatch, "held")
-    monkeypatch.setattr(batch_routes, "_WAIT_RECHECK_S", 3600.0)
-    runner = client.app.state.job_runner
+    monkeypatch.setattr(waits, "RECHECK_S", 3600.0)
     waiter = _Waiter(client, admin_key, "held", 25.0)
     waiter.start()
     time.sleep(0.3)
-    client.portal.call(runner.close_waits)  # what `nqp serve` does on SIGTERM
+    client.portal.call(client.app.state.runtime.ends.close)  # what `nqp serve` does on SIGTERM
     assert waiter.result()["status"] == "running"
     assert waiter.seconds < 20.0
     late = _Waiter(client, admin_key, "held", 25.0)  # a wait begun while closing: none

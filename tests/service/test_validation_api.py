@@ -219,3 +219,48 @@ def test_failed_run_records_the_error_and_frees_its_slot(client, dev, monkeypatc
     assert done["finished_at"] is not None
     assert client.get(f"{RUNS}/{done['id']}/report", headers=dev).status_code == 409
     assert validation.validation_gate(client.app.state.runtime).inside == 0
+
+
+def test_waiting_on_a_run_answers_when_it_ends(client, dev, monkeypatch):
+    import threading
+
+    from nqp.exceptions import InvalidInputError
+    from nqp.service import waits
+
+    release = threading.Event()
+
+    def held(*args, **kwargs):  # the run's work, in its worker thread: ends when released
+        release.wait(60)
+        raise InvalidInputError("released")
+
+    monkeypatch.setattr(validation, "_run", held)
+    monkeypatch.setattr(waits, "RECHECK_S", 3600.0)  # only the run's end can wake a wait
+    r = client.post(RUNS, json={"csv": {"values": [1.0, 2.0] * 50}}, headers=dev)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    for bad in (-1, waits.MAX_WAIT_S + 1, "soon"):
+        bad_r = client.get(f"{RUNS}/{run_id}", params={"wait": bad}, headers=dev)
+        assert bad_r.status_code == 422, bad_r.text
+        assert bad_r.json()["error"]["field"] == "wait"
+    start = time.monotonic()
+    early = client.get(f"{RUNS}/{run_id}", params={"wait": 0.3}, headers=dev)
+    assert early.status_code == 200, early.text
+    assert early.json()["status"] in ("queued", "running")  # the wait ran out
+    assert time.monotonic() - start >= 0.3
+
+    answer: dict = {}
+
+    def waiter() -> None:
+        t0 = time.monotonic()
+        answer["response"] = client.get(f"{RUNS}/{run_id}", params={"wait": 25}, headers=dev)
+        answer["seconds"] = time.monotonic() - t0
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    release.set()
+    thread.join(60)
+    assert answer["response"].status_code == 200, answer["response"].text
+    assert answer["response"].json()["status"] == "failed"
+    assert answer["response"].json()["error"] == "released"
+    assert answer["seconds"] < 20.0  # woken by the run's end, long before the 25 s ran out

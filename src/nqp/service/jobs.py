@@ -340,31 +340,6 @@ class JobRunner:
         self.runtime = runtime
         self.callbacks = callbacks if callbacks is not None else CallbackSender()
         self.wave_points = wave_points
-        self._ended = asyncio.Event()  # set, then replaced, whenever a job of this runner ends
-        self._closing = False
-
-    # ------------------------------------------------------------------ waiting
-    @property
-    def closing(self) -> bool:
-        """Whether the server is shutting down (waits end at once)."""
-        return self._closing
-
-    def ended_signal(self) -> asyncio.Event:
-        """An event set when the next job of this runner reaches its final status.
-
-        Take it *before* reading a job's status: a job that ends after the read then
-        still sets it, so a waiter cannot miss the end between its read and its wait.
-        """
-        return self._ended
-
-    def close_waits(self) -> None:
-        """End every wait now and refuse to wait from here on (the server is stopping)."""
-        self._closing = True
-        self._announce_end()
-
-    def _announce_end(self) -> None:
-        ended, self._ended = self._ended, asyncio.Event()
-        ended.set()
 
     async def run(
         self,
@@ -397,7 +372,7 @@ class JobRunner:
                 error=f"internal error: {type(exc).__name__}: {exc}",
                 callback_status="pending" if callback_url else None,
             )
-        self._announce_end()  # before the callback: waiters see the final status at once
+        self.runtime.ends.announce()  # before the callback: waiters see the final status now
         if callback_url:
             await self._callback(tenant_id, job_id, callback_url)
 

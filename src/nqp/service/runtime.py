@@ -39,6 +39,7 @@ from nqp.service.hub import PredictionHub
 from nqp.service.metrics import Metrics
 from nqp.service.remote import StreamGateway
 from nqp.service.security import Principal, Role, generate_key, hash_key
+from nqp.service.waits import Ends
 
 __all__ = ["Runtime", "internal_source", "public_source"]
 
@@ -171,6 +172,7 @@ class Runtime:
         self._limits_breaker = CircuitBreaker(
             failure_threshold=3, reset_timeout_s=10.0, name="redis-limits"
         )
+        self.ends = Ends()  # wakes requests waiting for a batch job or validation run
         self.cache = TieredCache(
             TTLCache(maxsize=1024, ttl_s=300.0),
             svc.redis_url,

@@ -16,8 +16,6 @@ while the other sources are processed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable, Coroutine
@@ -39,17 +37,16 @@ from nqp.service.errors import ApiError
 from nqp.service.jobs import CallbackSender, JobRunner, SourceBatch, callback_secret
 from nqp.service.jobs import callback_url_problem as _callback_url_problem
 from nqp.service.runtime import Runtime, internal_source
+from nqp.service.waits import MAX_WAIT_S
 from nqp.types import ProcessConfig
 
 __all__ = [
     "BATCH_POINTS_FACTOR",
-    "MAX_JOB_WAIT_S",
     "BatchRequest",
     "DataPoint",
     "JobAccepted",
     "JobPublic",
     "get_job_runner",
-    "job_runner_of",
     "plan_batch",
     "router",
 ]
@@ -57,11 +54,6 @@ __all__ = [
 router = APIRouter(prefix="/api/v1", tags=["batch"])
 
 BATCH_POINTS_FACTOR = 10
-#: Longest ``GET /api/v1/jobs/{id}?wait=`` in seconds (a client waiting longer asks again).
-MAX_JOB_WAIT_S = 30.0
-# A waiting request re-reads the job this often, for a job another gateway runs (its end
-# wakes no one here) or one closed because its gateway died (lease expiry).
-_WAIT_RECHECK_S = 0.5
 _FINAL = ("succeeded", "failed")
 _RESERVED_JOB_IDS = {"callback-secret"}
 
@@ -135,39 +127,11 @@ class CallbackSecret(BaseModel):
 
 def get_job_runner(request: Request) -> JobRunner:
     """The app's :class:`JobRunner` (``app.state.job_runner``; made on first use)."""
-    return job_runner_of(request.app)
-
-
-def job_runner_of(app: Any) -> JobRunner:
-    """:func:`get_job_runner` of an app (e.g. to :meth:`~JobRunner.close_waits` at shutdown)."""
-    runner = getattr(app.state, "job_runner", None)
+    runner = getattr(request.app.state, "job_runner", None)
     if runner is None:
-        runner = JobRunner(app.state.runtime, CallbackSender())
-        app.state.job_runner = runner
+        runner = JobRunner(request.app.state.runtime, CallbackSender())
+        request.app.state.job_runner = runner
     return runner
-
-
-async def _job_when_final(
-    request: Request, tenant_id: str, job_id: str, session: Any, wait: float
-) -> store.Job | None:
-    """The tenant's job once it is final, ``wait`` seconds have passed or the server stops.
-
-    A job this gateway runs wakes the wait as it ends (:meth:`JobRunner.ended_signal`);
-    any other is re-read every :data:`_WAIT_RECHECK_S`. The database connection is given
-    back while waiting.
-    """
-    runner = get_job_runner(request)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        ended = runner.ended_signal()  # before the read: an end after it still wakes us
-        job = await store.get_job(session, tenant_id=tenant_id, job_id=job_id)
-        remaining = deadline - loop.time()
-        if job is None or job.status in _FINAL or remaining <= 0 or runner.closing:
-            return job
-        await session.rollback()  # the connection goes back to the pool while we wait
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), min(remaining, _WAIT_RECHECK_S))
 
 
 def _reject(index: int, name: str, message: str) -> ApiError:
@@ -476,14 +440,14 @@ async def get_callback_secret(
 @router.get("/jobs/{job_id}")
 async def get_job(
     job_id: str,
-    request: Request,
     principal: CurrentKey,
+    runtime: RuntimeDep,
     session: SessionDep,
     wait: Annotated[
         float,
         Query(
             ge=0.0,
-            le=MAX_JOB_WAIT_S,
+            le=MAX_WAIT_S,
             description="Seconds to wait for a queued or running job to finish before "
             "answering (long polling); 0 answers at once.",
         ),
@@ -496,7 +460,12 @@ async def get_job(
     still be ``pending``) or when ``wait`` seconds have passed, whichever comes first, with
     its status then; the answer is at once when the server starts shutting down.
     """
-    job = await _job_when_final(request, principal.tenant_id, job_id, session, wait)
+    job = await runtime.ends.wait_until(
+        lambda: store.get_job(session, tenant_id=principal.tenant_id, job_id=job_id),
+        lambda job: job is None or job.status in _FINAL,
+        wait,
+        release=session.rollback,  # the connection goes back to the pool while waiting
+    )
     if job is None:
         raise ApiError(404, f"No job {job_id!r}.")
     return JobPublic(

@@ -9,7 +9,8 @@
   :data:`MAX_RUNS` run at once per process; beyond that a 429 with ``Retry-After``.
 - ``GET /api/v1/validation/runs/{id}`` (any role): status and, once succeeded, the
   headline figures (:func:`nqp.validation.summarise`); finished answers are cached in
-  ``runtime.cache``.
+  ``runtime.cache``. ``?wait=<s>`` (at most 30) answers when the run ends instead of at
+  once (long polling, :mod:`nqp.service.waits`).
 - ``GET /api/v1/validation/runs/{id}/report``: the HTML report (409 until the run has
   succeeded). Its plots are inlined as ``data:`` URIs, so the page needs no further
   authenticated requests. The report folder is ``runtime.data_dir / "reports" / <id>``;
@@ -44,6 +45,7 @@ from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDe
 from nqp.service.api.routes.optimize import AdmissionGate
 from nqp.service.errors import ERROR_RESPONSES, ApiError
 from nqp.service.runtime import Runtime
+from nqp.service.waits import MAX_WAIT_S
 from nqp.validation import VARIANTS, summarise, walk_forward, write_report
 
 # errors of the HTML route are still JSON ({error: ...}), whatever its success media type
@@ -330,6 +332,7 @@ async def _execute(
         except Exception:  # the database may be gone at shutdown
             runtime.metrics.errors.labels("validation_store").inc()
             log.exception("storing validation run %s failed", run_id)
+        runtime.ends.announce()  # requests waiting for this run read it again
 
 
 # --------------------------------------------------------------------------- routes
@@ -339,7 +342,7 @@ async def _execute(
 async def create_run(
     body: ValidationRunCreate, principal: DeveloperKey, runtime: RuntimeDep, session: SessionDep
 ) -> dict[str, Any]:
-    """Start a walk-forward validation run; poll ``GET /runs/{id}`` for the result."""
+    """Start a walk-forward validation run; ``GET /runs/{id}?wait=30`` for the result."""
     if (body.dataset is None) == (body.csv is None):
         raise ApiError(422, "Give exactly one of 'dataset' (a name) or 'csv'.", field="dataset")
     seed = runtime.settings.seed if body.seed is None else body.seed
@@ -408,15 +411,37 @@ async def list_runs(
 
 @router.get("/runs/{run_id}")
 async def get_run(
-    run_id: str, principal: CurrentKey, runtime: RuntimeDep, session: SessionDep
+    run_id: str,
+    principal: CurrentKey,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0.0,
+            le=MAX_WAIT_S,
+            description="Seconds to wait for a queued or running run to finish before "
+            "answering (long polling); 0 answers at once.",
+        ),
+    ] = 0.0,
 ) -> Response:
-    """Status of a run; once succeeded, its ``summary`` and ``report`` link."""
+    """Status of a run; once succeeded, its ``summary`` and ``report`` link.
+
+    With ``wait``, a run that has not finished is answered when it does or when ``wait``
+    seconds have passed, whichever comes first, with its status then (at once when the
+    server starts shutting down).
+    """
     key = _cache_key(principal.tenant_id, run_id)
     cached = await runtime.cache.get(key)
     if cached is not None:
         runtime.metrics.cache.labels("validation", "hit").inc()
         return Response(cached, media_type="application/json")
-    row = await _get_row(session, principal.tenant_id, run_id)
+    row = await runtime.ends.wait_until(
+        lambda: _get_row(session, principal.tenant_id, run_id),
+        lambda row: row.status in ("succeeded", "failed"),
+        wait,
+        release=session.rollback,  # the connection goes back to the pool while waiting
+    )
     body = orjson.dumps(_view(row))
     if row.status in ("succeeded", "failed"):
         runtime.metrics.cache.labels("validation", "miss").inc()
