@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nqp.service.errors import ApiError
 from nqp.service.runtime import Runtime
 from nqp.service.security import KEY_PREFIX, Principal, Role, TokenError, verify_token
+from nqp.service.waits import MAX_WAIT_S
 
 __all__ = [
     "AdminKey",
@@ -18,6 +19,7 @@ __all__ = [
     "DeveloperKey",
     "RuntimeDep",
     "SessionDep",
+    "WaitQuery",
     "authenticate",
     "caller",
     "require",
@@ -37,6 +39,17 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+#: ``?wait=<s>`` of a batch job's or validation run's status (long polling, ``nqp.service.waits``).
+WaitQuery = Annotated[
+    float,
+    Query(
+        ge=0.0,
+        le=MAX_WAIT_S,
+        description="Seconds to wait for a queued or running job or run to finish before "
+        "answering (long polling); 0 answers at once.",
+    ),
+]
 
 
 def _bearer(header: str | None) -> str:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any, NotRequired
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
@@ -31,13 +31,19 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from nqp import store
 from nqp.engine.platform import MAX_ABS_VALUE
-from nqp.service.api.deps import AdminKey, CurrentKey, DeveloperKey, RuntimeDep, SessionDep
+from nqp.service.api.deps import (
+    AdminKey,
+    CurrentKey,
+    DeveloperKey,
+    RuntimeDep,
+    SessionDep,
+    WaitQuery,
+)
 from nqp.service.api.routes.process import Points
 from nqp.service.errors import ApiError
 from nqp.service.jobs import CallbackSender, JobRunner, SourceBatch, callback_secret
 from nqp.service.jobs import callback_url_problem as _callback_url_problem
 from nqp.service.runtime import Runtime, internal_source
-from nqp.service.waits import MAX_WAIT_S
 from nqp.types import ProcessConfig
 
 __all__ = [
@@ -443,15 +449,7 @@ async def get_job(
     principal: CurrentKey,
     runtime: RuntimeDep,
     session: SessionDep,
-    wait: Annotated[
-        float,
-        Query(
-            ge=0.0,
-            le=MAX_WAIT_S,
-            description="Seconds to wait for a queued or running job to finish before "
-            "answering (long polling); 0 answers at once.",
-        ),
-    ] = 0.0,
+    wait: WaitQuery = 0.0,
 ) -> JobPublic:
     """A job of the caller's tenant: status, result summary, error, callback outcome.
 

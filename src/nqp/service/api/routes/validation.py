@@ -41,11 +41,10 @@ from nqp import store
 from nqp.config import Settings
 from nqp.datasets import Dataset, available_datasets, load_dataset
 from nqp.exceptions import NQPError
-from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDep
+from nqp.service.api.deps import CurrentKey, DeveloperKey, RuntimeDep, SessionDep, WaitQuery
 from nqp.service.api.routes.optimize import AdmissionGate
 from nqp.service.errors import ERROR_RESPONSES, ApiError
 from nqp.service.runtime import Runtime
-from nqp.service.waits import MAX_WAIT_S
 from nqp.validation import VARIANTS, summarise, walk_forward, write_report
 
 # errors of the HTML route are still JSON ({error: ...}), whatever its success media type
@@ -415,15 +414,7 @@ async def get_run(
     principal: CurrentKey,
     runtime: RuntimeDep,
     session: SessionDep,
-    wait: Annotated[
-        float,
-        Query(
-            ge=0.0,
-            le=MAX_WAIT_S,
-            description="Seconds to wait for a queued or running run to finish before "
-            "answering (long polling); 0 answers at once.",
-        ),
-    ] = 0.0,
+    wait: WaitQuery = 0.0,
 ) -> Response:
     """Status of a run; once succeeded, its ``summary`` and ``report`` link.
 
