@@ -33,11 +33,6 @@ class Ends:
         self._ended = asyncio.Event()  # set, then replaced, at each announcement
         self._closing = False
 
-    @property
-    def closing(self) -> bool:
-        """Whether the server is shutting down (waits end at once)."""
-        return self._closing
-
     def announce(self) -> None:
         """Something ended: wake every waiting request to read its resource again."""
         ended, self._ended = self._ended, asyncio.Event()

@@ -59,6 +59,7 @@ from nqp.store.jobs import (
 )
 from nqp.store.keys import create_key, get_key, get_key_by_hash, list_keys, revoke_key, touch_key
 from nqp.store.models import (
+    FINAL_STATUSES,
     ApiKey,
     AuditEvent,
     Base,
@@ -85,6 +86,7 @@ from nqp.store.validation_runs import (
 )
 
 __all__ = [
+    "FINAL_STATUSES",
     "ApiKey",
     "AuditEvent",
     "Base",

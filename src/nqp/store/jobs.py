@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nqp.store._dialect import upsert_insert
 from nqp.store.errors import DuplicateError
-from nqp.store.models import RUN_STATUSES, Job, ValidationRun, new_id, utcnow
+from nqp.store.models import FINAL_STATUSES, RUN_STATUSES, Job, ValidationRun, new_id, utcnow
 
 __all__ = [
     "create_job",
@@ -118,7 +118,7 @@ async def update_job(
         return None
     if status is not None:
         job.status = status
-        if status in ("succeeded", "failed") and finished_at is _UNSET:
+        if status in FINAL_STATUSES and finished_at is _UNSET:
             finished_at = utcnow()
     if result is not _UNSET:
         job.result = result

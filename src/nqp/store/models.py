@@ -36,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "FINAL_STATUSES",
     "KEY_ROLES",
     "RUN_STATUSES",
     "ApiKey",
@@ -57,6 +58,8 @@ __all__ = [
 KEY_ROLES = ("admin", "developer", "viewer")
 #: Lifecycle of jobs and validation runs: queued -> running -> succeeded | failed.
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+#: The statuses a job or run ends in (it changes no more).
+FINAL_STATUSES = ("succeeded", "failed")
 
 # Deterministic constraint names, so later migrations can drop/alter them on both backends.
 NAMING_CONVENTION = {

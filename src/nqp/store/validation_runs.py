@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nqp.store.models import RUN_STATUSES, ValidationRun, utcnow
+from nqp.store.models import FINAL_STATUSES, RUN_STATUSES, ValidationRun, utcnow
 
 __all__ = [
     "create_validation_run",
@@ -81,7 +81,7 @@ async def update_validation_run(
         return None
     if status is not None:
         run.status = status
-        if status in ("succeeded", "failed") and finished_at is _UNSET:
+        if status in FINAL_STATUSES and finished_at is _UNSET:
             finished_at = utcnow()
     if result is not _UNSET:
         run.result = result

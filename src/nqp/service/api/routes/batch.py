@@ -60,7 +60,6 @@ __all__ = [
 router = APIRouter(prefix="/api/v1", tags=["batch"])
 
 BATCH_POINTS_FACTOR = 10
-_FINAL = ("succeeded", "failed")
 _RESERVED_JOB_IDS = {"callback-secret"}
 
 
@@ -460,7 +459,7 @@ async def get_job(
     """
     job = await runtime.ends.wait_until(
         lambda: store.get_job(session, tenant_id=principal.tenant_id, job_id=job_id),
-        lambda job: job is None or job.status in _FINAL,
+        lambda job: job is None or job.status in store.FINAL_STATUSES,
         wait,
         release=session.rollback,  # the connection goes back to the pool while waiting
     )

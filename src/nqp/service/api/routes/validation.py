@@ -429,12 +429,12 @@ async def get_run(
         return Response(cached, media_type="application/json")
     row = await runtime.ends.wait_until(
         lambda: _get_row(session, principal.tenant_id, run_id),
-        lambda row: row.status in ("succeeded", "failed"),
+        lambda row: row.status in store.FINAL_STATUSES,
         wait,
         release=session.rollback,  # the connection goes back to the pool while waiting
     )
     body = orjson.dumps(_view(row))
-    if row.status in ("succeeded", "failed"):
+    if row.status in store.FINAL_STATUSES:
         runtime.metrics.cache.labels("validation", "miss").inc()
         await runtime.cache.set(key, body, ttl_s=CACHE_TTL_S)
     return Response(body, media_type="application/json")
