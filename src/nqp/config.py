@@ -181,8 +181,9 @@ class ServiceSettings(BaseModel):
 
         Two engine processes by default on two or more usable cores: measured on a 2-core
         machine (``bench/load.py``) a batch job stepped 18,200-22,800 points/s with two
-        against 13,500-14,400 with one, while realtime calls cost 0.06-0.22 ms more server
-        CPU each (half-width waves) and kept their latency targets.
+        against 13,500-14,400 with one, while realtime calls cost 0.06-0.28 ms more server
+        CPU each (half-width waves) and kept their latency targets; a realtime-only host
+        serves more calls with one (README, Performance).
         """
         if self.engine_processes is not None:
             return self.engine_processes
